@@ -1,0 +1,43 @@
+//! The one source of "now". Everything that needs the current time takes a
+//! [`Clock`], so `--now` and tests can travel in time.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+/// A source of the current instant.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current instant, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that always answers the same instant (`--now`, tests).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Shared handle to a clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system clock, or a fixed one when `now` is given.
+pub fn from_option(now: Option<DateTime<Utc>>) -> SharedClock {
+    match now {
+        Some(t) => Arc::new(FixedClock(t)),
+        None => Arc::new(SystemClock),
+    }
+}

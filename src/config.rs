@@ -1,0 +1,250 @@
+//! Configuration: defaults, then `outreach.toml` (or `--config PATH`), then
+//! `OUTREACH_<SECTION>__<KEY>` environment variables.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{StoreCode, StoreInfo};
+
+/// Errors while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Default IANA time zone for stores that do not name one.
+    pub timezone: String,
+    pub campaigns_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    /// Where the file providers write their outbox.
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub import: ImportSettings,
+    /// Stores known before any import, by code.
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreSettings>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    /// Bearer token for the ops API; required when `addr` is not loopback.
+    pub token: Option<SecretString>,
+}
+
+/// `[import]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Rows per transaction.
+    pub batch_size: usize,
+}
+
+/// `[stores.<CODE>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub name: String,
+    /// Sign name passed to SMS providers (without 【】).
+    pub sms_signature: String,
+    /// IANA zone; defaults to the top-level `timezone`.
+    pub timezone: Option<String>,
+}
+
+/// The defaults of the contract, as a serialisable tree figment can merge.
+#[derive(Serialize)]
+struct Defaults {
+    timezone: &'static str,
+    campaigns_dir: &'static str,
+    templates_dir: &'static str,
+    data_dir: &'static str,
+    database: DbDefaults,
+    http: HttpDefaults,
+    import: ImportDefaults,
+}
+#[derive(Serialize)]
+struct DbDefaults {
+    url: &'static str,
+    max_connections: u32,
+}
+#[derive(Serialize)]
+struct HttpDefaults {
+    addr: &'static str,
+}
+#[derive(Serialize)]
+struct ImportDefaults {
+    batch_size: usize,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    timezone: "Asia/Shanghai",
+    campaigns_dir: "campaigns",
+    templates_dir: "templates",
+    data_dir: "data",
+    database: DbDefaults {
+        url: "sqlite://data/outreach.db",
+        max_connections: 8,
+    },
+    http: HttpDefaults {
+        addr: "127.0.0.1:8080",
+    },
+    import: ImportDefaults { batch_size: 20_000 },
+};
+
+/// The configuration file read when `--config` is not given, if it exists.
+const DEFAULT_FILE: &str = "outreach.toml";
+
+/// Environment variables with this prefix are configuration, except the ones
+/// the test suite reads for itself.
+const ENV_PREFIX: &str = "OUTREACH_";
+const ENV_NOT_CONFIG: &[&str] = &["test_database_url", "log"];
+
+impl Settings {
+    /// Load from `path` (must exist) or `./outreach.toml` (optional), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
+        match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new(DEFAULT_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE))
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(ENV_NOT_CONFIG).split("__"));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        parse_tz(&self.timezone, "timezone")?;
+        if self.import.batch_size == 0 || self.import.batch_size > 1_000_000 {
+            return Err(ConfigError::Invalid(
+                "import.batch_size must be between 1 and 1000000".into(),
+            ));
+        }
+        self.store_infos()?;
+        Ok(())
+    }
+
+    /// The default time zone.
+    pub fn default_tz(&self) -> chrono_tz::Tz {
+        // validated at load
+        parse_tz(&self.timezone, "timezone").unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    /// The `[stores]` section as domain values.
+    pub fn store_infos(&self) -> Result<Vec<StoreInfo>, ConfigError> {
+        self.stores
+            .iter()
+            .map(|(code, s)| {
+                let code = StoreCode::parse(code)
+                    .map_err(|e| ConfigError::Invalid(format!("[stores.{code}]: {e}")))?;
+                let tz = match &s.timezone {
+                    Some(tz) => parse_tz(tz, &format!("stores.{code}.timezone"))?,
+                    None => parse_tz(&self.timezone, "timezone")?,
+                };
+                Ok(StoreInfo {
+                    code,
+                    name: s.name.clone(),
+                    sms_signature: s.sms_signature.clone(),
+                    timezone: tz,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Parse an IANA zone name with a helpful error.
+pub fn parse_tz(name: &str, field: &str) -> Result<chrono_tz::Tz, ConfigError> {
+    name.parse::<chrono_tz::Tz>().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{field}: unknown time zone {name:?} (use an IANA name such as \"Asia/Shanghai\")"
+        ))
+    })
+}
+
+#[cfg(test)]
+// figment's Jail closures return figment::Error, which is large; fine in tests.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        Jail::expect_with(|_| {
+            let s = Settings::load(None).expect("defaults load");
+            assert_eq!(s.database.url.expose_secret(), "sqlite://data/outreach.db");
+            assert_eq!(s.http.addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(s.timezone, "Asia/Shanghai");
+            assert_eq!(s.campaigns_dir, PathBuf::from("campaigns"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file_and_test_url_is_not_config() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "outreach.toml",
+                "[database]\nurl = \"sqlite://x.db\"\n[stores.SH-001]\nname = \"人民广场店\"\nsms_signature = \"早安包子铺\"\n",
+            )?;
+            jail.set_env("OUTREACH_DATABASE__URL", "postgres://localhost/db");
+            jail.set_env("OUTREACH_TEST_DATABASE_URL", "postgres://localhost/test");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(s.database.url.expose_secret(), "postgres://localhost/db");
+            let stores = s.store_infos().expect("stores");
+            assert_eq!(stores[0].timezone, chrono_tz::Asia::Shanghai);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_bad_zones_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("outreach.toml", "timezon = \"Asia/Shanghai\"\n")?;
+            let e = Settings::load(None).expect_err("unknown field");
+            assert!(e.to_string().contains("timezon"), "{e}");
+            jail.create_file("outreach.toml", "timezone = \"Asia/Shanghia\"\n")?;
+            let e = Settings::load(None).expect_err("bad zone");
+            assert!(e.to_string().contains("Asia/Shanghia"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error() {
+        let e = Settings::load(Some(Path::new("/nonexistent/outreach.toml"))).expect_err("missing");
+        assert!(matches!(e, ConfigError::Missing(_)));
+    }
+}

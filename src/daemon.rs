@@ -1,0 +1,88 @@
+//! The daemon (`outreach run`): the ops HTTP server, until SIGINT/SIGTERM.
+//! The scheduler, the campaign folder watcher and the dispatcher join it as
+//! they are built; until then it only serves health checks.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::store::SharedStore;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "http.token is required when http.addr ({0}) is not a loopback address: set it in outreach.toml or OUTREACH_HTTP__TOKEN"
+    )]
+    TokenRequired(std::net::SocketAddr),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+}
+
+/// Run until a shutdown signal.
+pub async fn run(
+    settings: &Settings,
+    store: SharedStore,
+    clock: SharedClock,
+) -> Result<(), DaemonError> {
+    let addr = settings.http.addr;
+    if !addr.ip().is_loopback() && settings.http.token.is_none() {
+        return Err(DaemonError::TokenRequired(addr));
+    }
+    let listener = http::bind(addr).await?;
+    let local = listener.local_addr().map_err(http::HttpError::Serve)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signals(shutdown.clone()));
+    let state = AppState {
+        store: store.clone(),
+        clock: clock.clone(),
+        started_at: clock.now(),
+    };
+    tracing::info!(
+        http = %format!("http://{local}"),
+        backend = %store.backend(),
+        "outreach is running; health at /healthz. Scheduler, campaigns and dispatch are not part of this build yet, so the daemon only answers health checks. Stop with Ctrl-C."
+    );
+    http::serve(listener, state, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: cancel `token` (drain and exit 0). Second: exit at once.
+async fn wait_for_signals(token: CancellationToken) {
+    let mut count = 0;
+    loop {
+        shutdown_signal().await;
+        count += 1;
+        if count == 1 {
+            tracing::info!("shutting down (send the signal again to exit at once)");
+            token.cancel();
+        } else {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

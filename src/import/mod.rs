@@ -1,0 +1,527 @@
+//! `outreach import customers|orders FILE`: streaming, batched upserts.
+//!
+//! A parser thread reads the file row by row and hands batches over a small
+//! bounded channel to the writer, so memory does not grow with the file. Each
+//! batch is one transaction. A bad row is reported with its line, column and
+//! reason and skipped; every good row is written.
+
+mod csv_line;
+pub mod rows;
+pub mod source;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::domain::{Customer, Order};
+use crate::store::{SharedStore, StoreError, UpsertCounts};
+pub use rows::ParseContext;
+use source::{RowSource, Schema};
+
+/// What is being imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportKind {
+    Customers,
+    Orders,
+}
+
+/// Errors that stop an import (exit code 2). Bad rows are not errors: they are [`RowError`]s.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{}: unknown file type: name it .csv or .jsonl (JSON Lines)", .0.display())]
+    UnknownFormat(PathBuf),
+    #[error("cannot open {}: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read error: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("{}: line 1: {reason}", .path.display())]
+    Header { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the file reader stopped unexpectedly")]
+    ReaderPanicked,
+}
+
+impl ImportError {
+    fn header(path: &Path, reason: impl Into<String>) -> Self {
+        ImportError::Header {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    /// 1-based column (CSV) or character position, when known.
+    pub column: Option<usize>,
+    /// The field the problem is in, when known.
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+impl RowError {
+    /// `file:line[:col]: [field: ]reason`
+    pub fn display_in(&self, file: &str) -> String {
+        let mut s = format!("{file}:{}", self.line);
+        if let Some(c) = self.column {
+            s.push_str(&format!(":{c}"));
+        }
+        s.push_str(": ");
+        if let Some(f) = self.field {
+            s.push_str(f);
+            s.push_str(": ");
+        }
+        s.push_str(&self.reason);
+        s
+    }
+}
+
+/// Options of one import run.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub batch_size: usize,
+    /// Show a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+    /// Print each rejected row to stderr as it is found.
+    pub print_rejects: bool,
+}
+
+/// How many rejected rows the summary keeps (all of them are printed).
+const KEPT_REJECTS: usize = 1000;
+
+/// The result of an import.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub file: String,
+    pub kind: ImportKind,
+    /// Data rows read (blank lines and the header not counted).
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows that appeared again later in the same file: the later one wins.
+    pub superseded: u64,
+    pub rejected: u64,
+    /// Columns or keys that are not ours and were ignored.
+    pub ignored_columns: Vec<String>,
+    /// The first rejected rows (all are printed to stderr).
+    pub errors: Vec<RowError>,
+    pub seconds: f64,
+}
+
+impl ImportReport {
+    /// Rows written or confirmed.
+    pub fn imported(&self) -> u64 {
+        self.inserted + self.updated + self.unchanged
+    }
+
+    /// Exit code of the contract: 0 all rows imported, 1 some rejected.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.rejected > 0)
+    }
+
+    /// The human summary line.
+    pub fn summary(&self) -> String {
+        let rate = if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        };
+        let mut s = format!(
+            "{}: {} rows read, {} imported ({} new, {} updated, {} unchanged), {} rejected in {:.1} s ({:.0} rows/s)",
+            self.file,
+            self.rows,
+            self.imported(),
+            self.inserted,
+            self.updated,
+            self.unchanged,
+            self.rejected,
+            self.seconds,
+            rate
+        );
+        if self.superseded > 0 {
+            s.push_str(&format!(
+                "; {} rows repeated an id seen earlier in the file (the later row was kept)",
+                self.superseded
+            ));
+        }
+        if !self.ignored_columns.is_empty() {
+            s.push_str(&format!(
+                "; ignored columns: {}",
+                self.ignored_columns.join(", ")
+            ));
+        }
+        s
+    }
+}
+
+/// A batch handed from the parser to the writer.
+struct Batch<T> {
+    items: Vec<T>,
+    lines: Vec<u64>,
+}
+
+/// A type that can be upserted in batches.
+trait Importable: Send + Sized + 'static {
+    fn id(&self) -> &str;
+    fn parse(
+        row: &source::RawRow,
+        cols: &[Option<usize>],
+        ctx: &ParseContext,
+    ) -> Result<Self, RowError>;
+    /// Upsert a batch; returns the counts and the indexes of rows the database refused.
+    fn upsert(
+        store: &SharedStore,
+        batch: &[Self],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(UpsertCounts, Vec<usize>), StoreError>> + Send;
+    /// Why the database refused row `self`.
+    fn refusal(&self) -> RowError;
+}
+
+impl Importable for Customer {
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+    fn parse(
+        row: &source::RawRow,
+        cols: &[Option<usize>],
+        ctx: &ParseContext,
+    ) -> Result<Self, RowError> {
+        rows::customer(row, cols, ctx)
+    }
+    async fn upsert(
+        store: &SharedStore,
+        batch: &[Self],
+        now: DateTime<Utc>,
+    ) -> Result<(UpsertCounts, Vec<usize>), StoreError> {
+        Ok((store.upsert_customers(batch, now).await?, Vec::new()))
+    }
+    fn refusal(&self) -> RowError {
+        RowError {
+            line: 0,
+            column: None,
+            field: Some("id"),
+            reason: "refused by the database".into(),
+        }
+    }
+}
+
+impl Importable for Order {
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+    fn parse(
+        row: &source::RawRow,
+        cols: &[Option<usize>],
+        ctx: &ParseContext,
+    ) -> Result<Self, RowError> {
+        rows::order(row, cols, ctx)
+    }
+    async fn upsert(
+        store: &SharedStore,
+        batch: &[Self],
+        now: DateTime<Utc>,
+    ) -> Result<(UpsertCounts, Vec<usize>), StoreError> {
+        let outcome = store.upsert_orders(batch, now).await?;
+        Ok((outcome.counts, outcome.unknown_customers))
+    }
+    fn refusal(&self) -> RowError {
+        RowError {
+            line: 0,
+            column: None,
+            field: Some("customer_id"),
+            reason: format!(
+                "unknown customer {:?}: import the customer before their orders",
+                self.customer_id.as_str()
+            ),
+        }
+    }
+}
+
+/// Collects rejected rows: prints them and keeps the first few.
+struct Rejects {
+    file: String,
+    print: bool,
+    bar: Option<ProgressBar>,
+    count: u64,
+    kept: Vec<RowError>,
+}
+
+impl Rejects {
+    fn add(&mut self, e: RowError) {
+        self.count += 1;
+        if self.print {
+            let line = e.display_in(&self.file);
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            }
+        }
+        if self.kept.len() < KEPT_REJECTS {
+            self.kept.push(e);
+        }
+    }
+}
+
+/// Import `path` into `store`.
+#[tracing::instrument(name = "import", skip_all, fields(kind = ?kind, file = %path.display()))]
+pub async fn import_file(
+    store: SharedStore,
+    kind: ImportKind,
+    path: &Path,
+    ctx: ParseContext,
+    options: &ImportOptions,
+    now: DateTime<Utc>,
+) -> Result<ImportReport, ImportError> {
+    match kind {
+        ImportKind::Customers => {
+            run::<Customer>(store, kind, &rows::CUSTOMERS, path, ctx, options, now).await
+        }
+        ImportKind::Orders => {
+            run::<Order>(store, kind, &rows::ORDERS, path, ctx, options, now).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<T: Importable>(
+    store: SharedStore,
+    kind: ImportKind,
+    schema: &'static Schema,
+    path: &Path,
+    ctx: ParseContext,
+    options: &ImportOptions,
+    now: DateTime<Utc>,
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let file_name = path.display().to_string();
+    let mut source = RowSource::open(path, schema)?;
+    let total_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = (options.progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(total_bytes);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("importing {}", kind_name(kind)));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let progress = source.progress();
+    let columns = source.column_numbers();
+    let batch_size = options.batch_size;
+
+    // One lane per concurrent writer; a row's lane is a hash of its id, so
+    // every row with the same id goes through the same lane, in file order.
+    let lanes = store.write_lanes().max(1);
+    let mut lane_txs = Vec::with_capacity(lanes);
+    let mut lane_tasks = Vec::with_capacity(lanes);
+    let (reject_tx, mut reject_rx) = mpsc::unbounded_channel::<RowError>();
+    for _ in 0..lanes {
+        let (tx, mut rx) = mpsc::channel::<Batch<T>>(2);
+        lane_txs.push(tx);
+        let store = store.clone();
+        let rejects = reject_tx.clone();
+        let bar = bar.clone();
+        let progress = progress.clone();
+        lane_tasks.push(tokio::spawn(async move {
+            let mut counts = UpsertCounts::default();
+            while let Some(batch) = rx.recv().await {
+                counts += write_batch(&store, batch, now, &rejects).await?;
+                if let Some(bar) = &bar {
+                    bar.set_position(progress.load(Ordering::Relaxed));
+                }
+            }
+            Ok::<_, StoreError>(counts)
+        }));
+    }
+    let parser_rejects = reject_tx;
+    let parser = std::thread::spawn(move || -> Result<(RowSource, u64, u64), ImportError> {
+        let mut rows = 0u64;
+        let mut superseded = 0u64;
+        let new_batch = || Batch {
+            items: Vec::with_capacity(batch_size),
+            lines: Vec::with_capacity(batch_size),
+        };
+        let mut batches: Vec<Batch<T>> = (0..lanes).map(|_| new_batch()).collect();
+        let mut seen: Vec<HashMap<String, usize>> = (0..lanes)
+            .map(|_| HashMap::with_capacity(batch_size))
+            .collect();
+        while let Some(row) = source.next_row()? {
+            rows += 1;
+            let parsed = row.and_then(|r| T::parse(&r, &columns, &ctx).map(|v| (r.line, v)));
+            let (line, item) = match parsed {
+                Ok(ok) => ok,
+                Err(e) => {
+                    if parser_rejects.send(e).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let lane = lane_of(item.id(), lanes);
+            let batch = &mut batches[lane];
+            // The same id twice in one batch: the later row replaces the earlier.
+            if let Some(&at) = seen[lane].get(item.id()) {
+                batch.items[at] = item;
+                batch.lines[at] = line;
+                superseded += 1;
+            } else {
+                seen[lane].insert(item.id().to_owned(), batch.items.len());
+                batch.items.push(item);
+                batch.lines.push(line);
+            }
+            if batch.items.len() >= batch_size {
+                seen[lane].clear();
+                let full = std::mem::replace(batch, new_batch());
+                if lane_txs[lane].blocking_send(full).is_err() {
+                    break;
+                }
+            }
+        }
+        for (batch, tx) in batches.into_iter().zip(&lane_txs) {
+            if !batch.items.is_empty() {
+                let _ = tx.blocking_send(batch);
+            }
+        }
+        Ok((source, rows, superseded))
+    });
+
+    let mut rejects = Rejects {
+        file: file_name.clone(),
+        print: options.print_rejects,
+        bar: bar.clone(),
+        count: 0,
+        kept: Vec::new(),
+    };
+    // Every sender (the parser and the lanes) gone: everything is written.
+    while let Some(e) = reject_rx.recv().await {
+        rejects.add(e);
+    }
+    let mut counts = UpsertCounts::default();
+    let mut write_error = None;
+    for task in lane_tasks {
+        match task.await {
+            Ok(Ok(c)) => counts += c,
+            Ok(Err(e)) => write_error = write_error.or(Some(ImportError::Store(e))),
+            Err(_) => write_error = write_error.or(Some(ImportError::ReaderPanicked)),
+        }
+    }
+    let joined = tokio::task::spawn_blocking(move || parser.join())
+        .await
+        .map_err(|_| ImportError::ReaderPanicked)?
+        .map_err(|_| ImportError::ReaderPanicked)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let (source, rows, superseded) = joined?;
+    let mut errors = rejects.kept;
+    errors.sort_by_key(|e| e.line);
+    Ok(ImportReport {
+        file: file_name,
+        kind,
+        rows,
+        inserted: counts.inserted,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        superseded,
+        rejected: rejects.count,
+        ignored_columns: source.ignored_columns,
+        errors,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn kind_name(kind: ImportKind) -> &'static str {
+    match kind {
+        ImportKind::Customers => "customers",
+        ImportKind::Orders => "orders",
+    }
+}
+
+/// Writes one batch; rows the database refuses (orders of unknown customers) become rejects.
+async fn write_batch<T: Importable>(
+    store: &SharedStore,
+    batch: Batch<T>,
+    now: DateTime<Utc>,
+    rejects: &mpsc::UnboundedSender<RowError>,
+) -> Result<UpsertCounts, StoreError> {
+    let (counts, refused) = T::upsert(store, &batch.items, now).await?;
+    for idx in refused {
+        if let (Some(item), Some(&line)) = (batch.items.get(idx), batch.lines.get(idx)) {
+            let _ = rejects.send(RowError {
+                line,
+                ..item.refusal()
+            });
+        }
+    }
+    Ok(counts)
+}
+
+/// The lane of an id: a stable hash, so one id always takes the same lane.
+fn lane_of(id: &str, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    // FNV-1a: cheap and stable across runs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % lanes as u64) as usize
+}
+
+/// Write generated records (the demo shop) through the same batched upserts.
+pub async fn write_records(
+    store: &SharedStore,
+    records: impl Iterator<Item = (Customer, Vec<Order>)>,
+    batch_size: usize,
+    now: DateTime<Utc>,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<(u64, u64), StoreError> {
+    let mut customers = Vec::with_capacity(batch_size);
+    let mut orders = Vec::with_capacity(batch_size * 2);
+    let (mut nc, mut no) = (0u64, 0u64);
+    for (c, os) in records {
+        customers.push(c);
+        orders.extend(os);
+        if customers.len() >= batch_size || orders.len() >= batch_size {
+            nc += customers.len() as u64;
+            no += orders.len() as u64;
+            store.upsert_customers(&customers, now).await?;
+            store.upsert_orders(&orders, now).await?;
+            customers.clear();
+            orders.clear();
+            on_progress(nc, no);
+        }
+    }
+    nc += customers.len() as u64;
+    no += orders.len() as u64;
+    store.upsert_customers(&customers, now).await?;
+    store.upsert_orders(&orders, now).await?;
+    on_progress(nc, no);
+    Ok((nc, no))
+}

@@ -1,0 +1,14 @@
+//! outreach: a marketing-automation worker for restaurant chains, breakfast
+//! shops, bakeries and milk-tea shops. See README.md.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod import;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,37 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use outreach::cli::{Cli, Command};
+use outreach::config::Settings;
+use outreach::{clock, commands, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(&e),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let clock = clock::from_option(cli.now);
+    match &cli.command {
+        Command::Run => commands::run(&settings, clock).await.map(|_| 0),
+        Command::Demo(args) => commands::demo(&settings, clock, args).await.map(|_| 0),
+        Command::Import(args) => commands::import(&settings, clock, args).await,
+        Command::Optout(args) => commands::optout(&settings, clock, args).await.map(|_| 0),
+    }
+}
+
+/// One sentence on stderr (the cause chain joined by ": "), exit code 2.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,262 @@
+//! Persistence. One [`Store`] trait, implemented for SQLite ([`SqliteStore`])
+//! and PostgreSQL ([`PgStore`]), each with its own migrations under
+//! `migrations/<backend>/`, applied when the store is opened.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{Customer, CustomerId, Order, StoreInfo};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the store. Variants say what the caller can do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend we speak.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or opened.
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// The schema could not be brought up to date (for example, it is newer than this binary).
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A value read back from the database is not what we wrote.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// What an upsert of a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct UpsertCounts {
+    /// Rows that did not exist before.
+    pub inserted: u64,
+    /// Rows that existed and changed.
+    pub updated: u64,
+    /// Rows that existed and were identical.
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for UpsertCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// What an upsert of a batch of orders did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OrderBatchOutcome {
+    pub counts: UpsertCounts,
+    /// Indexes (into the batch) of orders whose customer does not exist; not written.
+    pub unknown_customers: Vec<usize>,
+}
+
+/// Row counts of the main tables.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub stores: u64,
+    pub customers: u64,
+    pub orders: u64,
+}
+
+/// A channel a customer can opt out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Email,
+    Wechat,
+}
+
+impl Channel {
+    /// Lower-case name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+            Channel::Wechat => "wechat",
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sms" => Ok(Channel::Sms),
+            "email" => Ok(Channel::Email),
+            "wechat" => Ok(Channel::Wechat),
+            other => Err(format!(
+                "unknown channel {other:?} (expected sms, email or wechat)"
+            )),
+        }
+    }
+}
+
+/// An opt-out: after it, nothing goes to `address` on `channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    pub channel: Channel,
+    /// Normalised address (E.164 phone, e-mail, OpenID).
+    pub address: String,
+    /// Where it came from (`cli`, `http`, `sms-reply`, `unsubscribe-link`, …).
+    pub source: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The persistence interface. Every method is one unit of work: it either
+/// commits completely or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// How many batches may be written at once (separate connections). A
+    /// batch's rows never share an id with another lane's, so order per id holds.
+    fn write_lanes(&self) -> usize;
+
+    /// Cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Insert or update stores by code.
+    async fn upsert_stores(
+        &self,
+        stores: &[StoreInfo],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// All stores, by code.
+    async fn stores(&self) -> Result<Vec<StoreInfo>, StoreError>;
+
+    /// Insert or update customers by id, in one transaction. Ids in `batch`
+    /// must be distinct and every `store` must exist.
+    async fn upsert_customers(
+        &self,
+        batch: &[Customer],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError>;
+
+    /// Insert or update orders by id, in one transaction. Ids in `batch` must
+    /// be distinct and every `store` must exist. Orders of unknown customers
+    /// are left out and reported.
+    async fn upsert_orders(
+        &self,
+        batch: &[Order],
+        now: DateTime<Utc>,
+    ) -> Result<OrderBatchOutcome, StoreError>;
+
+    /// One customer.
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+
+    /// A customer's orders, oldest first.
+    async fn orders_of(&self, id: &CustomerId) -> Result<Vec<Order>, StoreError>;
+
+    /// Row counts.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Read a metadata value.
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Set a metadata value (insert or replace).
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Record an opt-out. Returns `false` when it was already recorded.
+    async fn record_opt_out(&self, opt_out: &OptOut) -> Result<bool, StoreError>;
+
+    /// Whether `address` has opted out of `channel`.
+    async fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool, StoreError>;
+}
+
+/// A shared, dynamically dispatched store.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Open the store named by `url`, creating and migrating it as needed.
+pub async fn open(url: &SecretString, max_connections: u32) -> Result<SharedStore, StoreError> {
+    let raw = url.expose_secret();
+    if raw.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(raw, max_connections).await?))
+    } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(raw, max_connections).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(raw)))
+    }
+}
+
+/// A URL with any password replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://data/o.db"), "sqlite://data/o.db");
+    }
+
+    #[test]
+    fn channels_parse() {
+        assert_eq!("SMS".parse::<Channel>(), Ok(Channel::Sms));
+        assert!(
+            "fax"
+                .parse::<Channel>()
+                .unwrap_err()
+                .contains("sms, email or wechat")
+        );
+    }
+}

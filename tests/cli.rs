@@ -1,0 +1,252 @@
+//! The `outreach` binary as a user runs it: exit codes, messages, files.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+const NOW: &str = "2026-11-23T12:00:00+08:00";
+
+/// `outreach` run in `dir` (so the default `data/outreach.db` lands there), no config file.
+fn outreach(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("outreach").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("OUTREACH_DATABASE__URL")
+        .env("OUTREACH_LOG", "warn,outreach=info")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const STORES_TOML: &str =
+    "[stores.SH-001]\nname = \"人民广场店\"\nsms_signature = \"早安包子铺\"\n";
+
+#[test]
+fn import_exit_codes_follow_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("outreach.toml"), STORES_TOML).unwrap();
+    std::fs::write(
+        dir.path().join("good.csv"),
+        "id,name,phone,store\nC1,王小明,13800138000,SH-001\nC2,李雷,13900139000,SH-001\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "id,name,phone,birthday,store\nC3,韩梅梅,13700137000,13-45,SH-001\nC4,张三,13600136000,03-08,SH-001\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("noid.csv"), "name,phone\n王,13800138000\n").unwrap();
+    std::fs::write(dir.path().join("x.xlsx"), "").unwrap();
+
+    let (code, out, err) = run(outreach(dir.path()).args(["import", "customers", "good.csv"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 rows read, 2 imported (2 new"), "{out}");
+    assert!(dir.path().join("data/outreach.db").exists());
+
+    let (code, out, err) = run(outreach(dir.path()).args(["import", "customers", "bad.csv"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.csv:2:4: birthday: "), "{err}");
+    assert!(
+        out.contains("1 imported") && out.contains("1 rejected"),
+        "{out}"
+    );
+
+    let (code, out, _) =
+        run(outreach(dir.path()).args(["import", "customers", "good.csv", "--format", "json"]));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["unchanged"].as_u64(), v["inserted"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    for (file, needle) in [
+        ("missing.csv", "cannot open missing.csv"),
+        ("x.xlsx", "name it .csv or .jsonl"),
+        ("noid.csv", "missing required column \"id\""),
+    ] {
+        let (code, out, err) = run(outreach(dir.path()).args(["import", "customers", file]));
+        assert_eq!(code, 2, "{file}: {out} {err}");
+        assert!(err.contains(needle), "{file}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn bad_configuration_is_one_sentence_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("outreach.toml"),
+        "timezone = \"Mars/Olympus\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(outreach(dir.path()).args(["import", "customers", "x.csv"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    let (code, _, err) = run(outreach(dir.path())
+        .args(["run"])
+        .env("OUTREACH_DATABASE__URL", "mysql://localhost/x")
+        .env("OUTREACH_TIMEZONE", "Asia/Shanghai"));
+    assert_eq!(code, 2);
+    assert!(err.contains("unsupported database URL"), "{err}");
+}
+
+#[test]
+fn demo_seeds_once_and_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["demo", "--seed-only", "--customers", "400", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("seeded the demo shop"), "{err}");
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["demo", "--seed-only", "--customers", "400", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("already in the database"), "{err}");
+
+    // Exports of the same shop are byte-identical and import cleanly.
+    for sub in ["a", "b"] {
+        let (code, _, err) = run(outreach(dir.path()).args([
+            "demo",
+            "--customers",
+            "400",
+            "--now",
+            NOW,
+            "--export",
+            sub,
+        ]));
+        assert_eq!(code, 0, "{err}");
+    }
+    for f in ["customers.csv", "orders.csv", "stores.toml"] {
+        let a = std::fs::read(dir.path().join("a").join(f)).unwrap();
+        let b = std::fs::read(dir.path().join("b").join(f)).unwrap();
+        assert!(a == b && !a.is_empty(), "{f} differs");
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    for kind in ["customers", "orders"] {
+        let file = dir.path().join("a").join(format!("{kind}.csv"));
+        let (code, out, err) = run(outreach(fresh.path())
+            .args([
+                "--config",
+                dir.path().join("a/stores.toml").to_str().unwrap(),
+            ])
+            .args(["import", kind, file.to_str().unwrap()]));
+        assert_eq!(code, 0, "{kind}: {out} {err}");
+        assert!(out.contains("0 rejected"), "{out}");
+    }
+}
+
+#[test]
+fn optout_is_recorded_once_and_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(outreach(dir.path()).args(["optout", "sms", "138 0013 8000"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("+86138****8000") && !out.contains("13800138000"),
+        "{out}"
+    );
+    let (_, out, _) = run(outreach(dir.path()).args(["optout", "sms", "+8613800138000"]));
+    assert!(out.contains("already"), "{out}");
+    let (code, _, err) = run(outreach(dir.path()).args(["optout", "sms", "010-12345678"]));
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: "), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn daemon_serves_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = outreach(dir.path())
+        .args(["run"])
+        .env("OUTREACH_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        if let Some(r) = get(port, "/healthz") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "daemon did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn daemon_refuses_a_public_listener_without_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(outreach(dir.path())
+        .args(["run"])
+        .env("OUTREACH_HTTP__ADDR", "0.0.0.0:0"));
+    assert_eq!(code, 2);
+    assert!(err.contains("http.token is required"), "{err}");
+}
+
+#[tokio::test]
+async fn import_and_demo_work_on_postgres() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.clone();
+    let (code, _, err) = run(outreach(dir.path())
+        .env("OUTREACH_DATABASE__URL", &url)
+        .args(["demo", "--seed-only", "--customers", "300", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!(counts.customers, 300);
+    assert!(counts.orders > 1000, "{counts:?}");
+    std::fs::write(
+        dir.path().join("more.csv"),
+        "id,name,store\nNEW1,新客,SH-001\nC0000001,改名,SH-001\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(outreach(dir.path())
+        .env("OUTREACH_DATABASE__URL", &url)
+        .args(["import", "customers", "more.csv"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 new, 1 updated"), "{out}");
+    db.cleanup().await;
+}
