@@ -76,25 +76,25 @@ impl Email {
         }
         if s.chars().any(char::is_whitespace) {
             return Err(EmailError::Whitespace {
-                input: super::shown(s),
+                input: super::shown_masked(s),
             });
         }
         let options = Options::default()
             .without_display_text()
             .without_domain_literal();
         EmailAddress::parse_with_options(s, options).map_err(|e| EmailError::Invalid {
-            input: super::shown(s),
+            input: super::shown_masked(s),
             reason: reason(&e),
         })?;
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(EmailError::Invalid {
-                input: super::shown(s),
+                input: super::shown_masked(s),
                 reason: reason(&AddrError::MissingSeparator),
             });
         };
         if !domain.contains('.') {
             return Err(EmailError::NoDotInDomain {
-                input: super::shown(s),
+                input: super::shown_masked(s),
                 domain: domain.to_owned(),
             });
         }
@@ -195,7 +195,7 @@ mod tests {
         assert_eq!(
             e,
             EmailError::NoDotInDomain {
-                input: "\"user@localhost\"".into(),
+                input: "\"use********ost\"".into(),
                 domain: "localhost".into()
             }
         );
@@ -226,7 +226,7 @@ mod tests {
         let e = Email::parse("plainaddress").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "\"plainaddress\" is not a valid email address: the @ is missing (write it like name@example.com)"
+            "\"pla******ess\" is not a valid email address: the @ is missing (write it like name@example.com)"
         );
     }
 

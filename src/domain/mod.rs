@@ -37,9 +37,41 @@ fn shown(input: &str) -> String {
     }
 }
 
+/// Like [`shown`], for contact details (phone, e-mail, OpenID): the middle is
+/// replaced by `*`, so a rejected address is never printed or logged in full.
+/// The first and last few characters are enough to find the cell.
+fn shown_masked(input: &str) -> String {
+    let chars: Vec<char> = input.chars().collect();
+    let keep = match chars.len() {
+        0..=4 => 0,
+        5..=8 => 2,
+        _ => 3,
+    };
+    let masked: String = chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < keep || i >= chars.len() - keep {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect();
+    shown(&masked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_details_are_masked_in_errors() {
+        assert_eq!(shown_masked("010-12345678"), "\"010******678\"");
+        assert_eq!(shown_masked("not-an-email"), "\"not******ail\"");
+        assert_eq!(shown_masked("abc"), "\"***\"");
+        assert_eq!(shown_masked("北京市朝阳区电话"), "\"北京****电话\"");
+    }
 
     #[test]
     fn shown_quotes_short_input() {

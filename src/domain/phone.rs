@@ -62,7 +62,7 @@ impl Phone {
     /// Parse and normalise user input such as `138 0013 8000`, `+86 138-0013-8000`,
     /// `008613800138000` or `+65 8123 4567`.
     pub fn parse(input: &str) -> Result<Phone, PhoneError> {
-        let shown = || super::shown(input.trim());
+        let shown = || super::shown_masked(input.trim());
         let compact: String = input
             .chars()
             .filter(|&c| !(c.is_whitespace() || matches!(c, '-' | '(' | ')' | '.')))
@@ -265,7 +265,7 @@ mod tests {
             }
         }
         let msg = Phone::parse("138abc").unwrap_err().to_string();
-        assert!(msg.contains("\"138abc\""), "{msg}");
+        assert!(msg.contains("\"13**bc\""), "{msg}");
         assert!(msg.contains("digits only"), "{msg}");
     }
 
@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(
             e,
             PhoneError::NotMobilePrefix {
-                input: "\"12345678901\"".into(),
+                input: "\"123*****901\"".into(),
                 prefix: "12".into()
             }
         );

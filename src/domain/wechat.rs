@@ -50,14 +50,14 @@ impl WeChatOpenId {
             .find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         {
             return Err(WeChatOpenIdError::BadChar {
-                input: super::shown(s),
+                input: super::shown_masked(s),
                 ch,
             });
         }
         let len = s.len();
         if len < MIN_CHARS {
             return Err(WeChatOpenIdError::TooShort {
-                input: super::shown(s),
+                input: super::shown_masked(s),
                 len,
             });
         }
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(
             WeChatOpenId::parse("abc12").unwrap_err(),
             WeChatOpenIdError::TooShort {
-                input: "\"abc12\"".into(),
+                input: "\"ab*12\"".into(),
                 len: 5
             }
         );
@@ -142,7 +142,7 @@ mod tests {
             assert_eq!(
                 WeChatOpenId::parse(s).unwrap_err(),
                 WeChatOpenIdError::BadChar {
-                    input: format!("{s:?}"),
+                    input: super::super::shown_masked(s),
                     ch
                 },
                 "{s:?}"
