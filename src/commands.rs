@@ -166,10 +166,10 @@ fn export_demo(
     }
     std::fs::write(dir.join("stores.toml"), toml)
         .with_context(|| format!("cannot write {}", dir.join("stores.toml").display()))?;
-    let generator = Generator::new(args.seed, args.customers, now, stores);
+    let generator = Generator::new(args.seed, args.customers, now, stores.clone());
     let (customers, orders) = match args.export_format {
-        ExportFormat::Csv => demo::export::write_csv(generator, dir),
-        ExportFormat::Jsonl => demo::export::write_jsonl(generator, dir),
+        ExportFormat::Csv => demo::write_csv_with_stores(generator, dir, &stores),
+        ExportFormat::Jsonl => demo::write_jsonl_with_stores(generator, dir, &stores),
     }
     .with_context(|| format!("cannot write the demo files into {}", dir.display()))?;
     println!(

@@ -377,3 +377,229 @@ fn put_digits(out: &mut [u8], mut n: u32) {
         n /= 10;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::generate::Generator;
+    use crate::domain::{Birthday, Phone};
+    use chrono::DateTime;
+    use std::collections::HashMap;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T02:00:00Z")
+            .expect("constant timestamp")
+            .with_timezone(&Utc)
+    }
+
+    /// A small RFC 4180 reader: quoted fields, doubled quotes, newlines inside quotes.
+    fn parse_csv(text: &str) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        let mut row = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(ch) = chars.next() {
+            match (quoted, ch) {
+                (true, '"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                (true, '"') => quoted = false,
+                (true, c) => field.push(c),
+                (false, '"') if field.is_empty() => quoted = true,
+                (false, ',') => row.push(std::mem::take(&mut field)),
+                (false, '\n') => {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                (false, c) => field.push(c),
+            }
+        }
+        assert!(
+            field.is_empty() && row.is_empty(),
+            "file must end with a newline"
+        );
+        rows
+    }
+
+    fn parse_time(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn amounts_have_two_decimals() {
+        for (fen, text) in [(0, "0.00"), (5, "0.05"), (-5, "-0.05"), (1250, "12.50")] {
+            assert_eq!(AmountText::new(Money::from_fen(fen)).as_str(), text);
+        }
+        assert_eq!(
+            AmountText::new(Money::from_fen(-1_234_567)).as_str(),
+            "-12345.67"
+        );
+    }
+
+    #[test]
+    fn fields_with_commas_quotes_or_newlines_are_quoted() {
+        let mut out = Vec::new();
+        for s in ["plain", "Zhang, \"Amy\"", "two\nlines", ""] {
+            write_field(&mut out, s).expect("writing to a Vec cannot fail");
+            out.push(b'|');
+        }
+        assert_eq!(
+            String::from_utf8(out).expect("ASCII"),
+            "plain|\"Zhang, \"\"Amy\"\"\"|\"two\nlines\"||"
+        );
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stores = demo_stores();
+        let zones: HashMap<&str, Tz> = stores
+            .iter()
+            .map(|s| (s.code.as_str(), s.timezone))
+            .collect();
+        let mut all: Vec<(Customer, Vec<Order>)> =
+            Generator::new(3, 400, now(), demo_stores()).collect();
+        all[0].0.name = Some("Zhang, \"Amy\"\nSydney".to_owned());
+        let (c, o) = write_csv(all.clone().into_iter(), dir.path()).expect("write csv");
+        assert_eq!(c, 400);
+        assert_eq!(o, all.iter().map(|(_, v)| v.len() as u64).sum::<u64>());
+
+        let text = std::fs::read_to_string(dir.path().join("customers.csv")).expect("read");
+        assert!(text.contains("\"Zhang, \"\"Amy\"\"\nSydney\""));
+        let rows = parse_csv(&text);
+        assert_eq!(rows[0].join(","), CUSTOMERS_HEADER);
+        assert_eq!(rows.len(), 401);
+        for (row, (cust, _)) in rows[1..].iter().zip(&all) {
+            assert_eq!(row.len(), 12);
+            assert_eq!(row[0], cust.id.as_str());
+            assert_eq!(
+                Some(row[1].as_str()).filter(|s| !s.is_empty()),
+                cust.name.as_deref()
+            );
+            if let Some(p) = &cust.phone {
+                assert_eq!(Phone::parse(&row[2]).as_ref(), Ok(p));
+            } else {
+                assert!(row[2].is_empty());
+            }
+            assert_eq!(row[3], cust.email.as_ref().map_or("", |e| e.as_str()));
+            assert_eq!(
+                row[4],
+                cust.wechat_openid.as_ref().map_or("", |w| w.as_str())
+            );
+            match &cust.birthday {
+                Some(b) => assert_eq!(Birthday::parse(&row[5]).as_ref(), Ok(b)),
+                None => assert!(row[5].is_empty()),
+            }
+            assert_eq!(row[6], cust.store.as_ref().map_or("", |s| s.as_str()));
+            assert_eq!(Tags::parse(&row[7]).as_ref(), Ok(&cust.tags));
+            for (text, consent) in
+                row[8..11]
+                    .iter()
+                    .zip([cust.sms_opt_in, cust.email_opt_in, cust.wechat_opt_in])
+            {
+                assert_eq!(Consent::parse(text).as_ref(), Ok(&consent));
+            }
+            let joined = cust.joined_at.expect("generated customers have joined_at");
+            assert_eq!(parse_time(&row[11]), joined);
+            match cust.store.as_ref().map(|s| zones[s.as_str()]) {
+                Some(tz) => {
+                    let local = joined.with_timezone(&tz).to_rfc3339();
+                    assert_eq!(row[11], local);
+                }
+                None => assert!(row[11].ends_with('Z'), "{}", row[11]),
+            }
+        }
+
+        let text = std::fs::read_to_string(dir.path().join("orders.csv")).expect("read");
+        let rows = parse_csv(&text);
+        assert_eq!(rows[0].join(","), ORDERS_HEADER);
+        let orders: Vec<&Order> = all.iter().flat_map(|(_, v)| v).collect();
+        assert_eq!(rows.len(), orders.len() + 1);
+        for (row, order) in rows[1..].iter().zip(orders) {
+            assert_eq!(row.len(), 6);
+            assert_eq!(row[0], order.id.as_str());
+            assert_eq!(row[1], order.customer_id.as_str());
+            assert_eq!(row[2], order.store.as_str());
+            assert_eq!(Money::parse_yuan(&row[3]), Ok(order.amount));
+            let tz = zones[order.store.as_str()];
+            assert_eq!(row[4], order.ordered_at.with_timezone(&tz).to_rfc3339());
+            assert_eq!(parse_time(&row[4]), order.ordered_at);
+            assert!(row[5].is_empty());
+        }
+    }
+
+    #[test]
+    fn jsonl_has_the_same_fields() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let all: Vec<(Customer, Vec<Order>)> =
+            Generator::new(4, 200, now(), demo_stores()).collect();
+        let (c, o) = write_jsonl(all.clone().into_iter(), dir.path()).expect("write jsonl");
+        assert_eq!(c, 200);
+        let text = std::fs::read_to_string(dir.path().join("customers.jsonl")).expect("read");
+        let keys: Vec<&str> = CUSTOMERS_HEADER.split(',').collect();
+        for (line, (cust, _)) in text.lines().zip(&all) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+            let obj = v.as_object().expect("object");
+            assert_eq!(obj.keys().count(), keys.len());
+            assert!(keys.iter().all(|k| obj.contains_key(*k)));
+            assert_eq!(v["id"], cust.id.as_str());
+            let tags: Vec<&str> = v["tags"]
+                .as_array()
+                .expect("tags array")
+                .iter()
+                .filter_map(|t| t.as_str())
+                .collect();
+            assert_eq!(tags, cust.tags.iter().collect::<Vec<_>>());
+            assert_eq!(v["sms_opt_in"].as_bool(), cust.sms_opt_in.to_db());
+            assert_eq!(v["email_opt_in"].as_bool(), cust.email_opt_in.to_db());
+            let joined = v["joined_at"].as_str().expect("joined_at string");
+            assert_eq!(Some(parse_time(joined)), cust.joined_at);
+        }
+        let text = std::fs::read_to_string(dir.path().join("orders.jsonl")).expect("read");
+        assert_eq!(text.lines().count() as u64, o);
+        let orders: Vec<&Order> = all.iter().flat_map(|(_, v)| v).collect();
+        for (line, order) in text.lines().zip(orders) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+            assert_eq!(v["id"], order.id.as_str());
+            let amount = v["amount"].as_str().expect("amount string");
+            assert_eq!(Money::parse_yuan(amount), Ok(order.amount));
+            let at = v["ordered_at"].as_str().expect("ordered_at string");
+            assert_eq!(parse_time(at), order.ordered_at);
+            assert!(v["coupon_code"].is_null());
+        }
+    }
+
+    /// Times generating and writing 100,000 customers; run with `--ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn time_100k_csv() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let start = std::time::Instant::now();
+        let (c, o) = write_csv(
+            Generator::new(2026, 100_000, now(), demo_stores()),
+            dir.path(),
+        )
+        .expect("csv");
+        let csv = start.elapsed();
+        let start = std::time::Instant::now();
+        let gen_only: usize = Generator::new(2026, 100_000, now(), demo_stores())
+            .map(|(_, v)| v.len())
+            .sum();
+        let generate = start.elapsed();
+        let start = std::time::Instant::now();
+        write_jsonl(
+            Generator::new(2026, 100_000, now(), demo_stores()),
+            dir.path(),
+        )
+        .expect("jsonl");
+        let jsonl = start.elapsed();
+        println!(
+            "{c} customers, {o} orders: generate {generate:?}, generate+CSV {csv:?}, generate+JSONL {jsonl:?}"
+        );
+        assert_eq!(gen_only as u64, o);
+    }
+}
