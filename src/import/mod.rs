@@ -50,8 +50,9 @@ pub enum ImportError {
     Header { path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the file reader stopped unexpectedly")]
-    ReaderPanicked,
+    /// The file reader or a writer lane panicked (a bug).
+    #[error("an import worker stopped unexpectedly")]
+    WorkerPanicked,
 }
 
 impl ImportError {
@@ -423,13 +424,13 @@ async fn run<T: Importable>(
         match task.await {
             Ok(Ok(c)) => counts += c,
             Ok(Err(e)) => write_error = write_error.or(Some(ImportError::Store(e))),
-            Err(_) => write_error = write_error.or(Some(ImportError::ReaderPanicked)),
+            Err(_) => write_error = write_error.or(Some(ImportError::WorkerPanicked)),
         }
     }
     let joined = tokio::task::spawn_blocking(move || parser.join())
         .await
-        .map_err(|_| ImportError::ReaderPanicked)?
-        .map_err(|_| ImportError::ReaderPanicked)?;
+        .map_err(|_| ImportError::WorkerPanicked)?
+        .map_err(|_| ImportError::WorkerPanicked)?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -235,6 +235,27 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Minute of the store-local day.
+pub(crate) fn minute_of_day(o: &Order) -> u16 {
+    use chrono::Timelike;
+    let t = o.local_time.time();
+    u16::try_from(t.hour() * 60 + t.minute()).unwrap_or(0)
+}
+
+/// Inserted / updated / unchanged from the batch size, how many ids already
+/// existed and how many rows the upsert touched (inserts plus real updates).
+pub(crate) fn counts_from(batch: usize, existing: i64, affected: u64) -> UpsertCounts {
+    let batch = batch as u64;
+    let existing = u64::try_from(existing).unwrap_or(0).min(batch);
+    let inserted = batch - existing;
+    let updated = affected.saturating_sub(inserted).min(existing);
+    UpsertCounts {
+        inserted,
+        updated,
+        unchanged: existing - updated,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +268,35 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite://data/o.db"), "sqlite://data/o.db");
+    }
+
+    #[test]
+    fn upsert_counts_add_up() {
+        // 10 rows, 4 existed, the upsert touched 6 new + 1 changed.
+        assert_eq!(
+            counts_from(10, 4, 7),
+            UpsertCounts {
+                inserted: 6,
+                updated: 1,
+                unchanged: 3
+            }
+        );
+        assert_eq!(
+            counts_from(3, 0, 3),
+            UpsertCounts {
+                inserted: 3,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        assert_eq!(
+            counts_from(3, 3, 0),
+            UpsertCounts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 3
+            }
+        );
     }
 
     #[test]

@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Row};
 
-use super::sqlite::{counts_from, minute_of_day};
-use super::{Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts};
+use super::{
+    Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
+    counts_from, minute_of_day,
+};
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
     StoreInfo, Tags, WeChatOpenId,

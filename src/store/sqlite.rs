@@ -13,7 +13,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 
-use super::{Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts};
+use super::{
+    Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
+    counts_from, minute_of_day,
+};
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
     Tags, WeChatOpenId,
@@ -506,26 +509,5 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n > 0)
-    }
-}
-
-/// Minute of the store-local day.
-pub(super) fn minute_of_day(o: &Order) -> u16 {
-    use chrono::Timelike;
-    let t = o.local_time.time();
-    u16::try_from(t.hour() * 60 + t.minute()).unwrap_or(0)
-}
-
-/// Inserted / updated / unchanged from the batch size, how many ids already
-/// existed and how many rows the upsert touched (inserts plus real updates).
-pub(super) fn counts_from(batch: usize, existing: i64, affected: u64) -> UpsertCounts {
-    let batch = batch as u64;
-    let existing = u64::try_from(existing).unwrap_or(0).min(batch);
-    let inserted = batch - existing;
-    let updated = affected.saturating_sub(inserted).min(existing);
-    UpsertCounts {
-        inserted,
-        updated,
-        unchanged: existing - updated,
     }
 }
