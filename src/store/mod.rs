@@ -235,6 +235,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A store's time zone as read back from the `stores` table.
+pub(crate) fn stored_tz(name: &str) -> Result<chrono_tz::Tz, StoreError> {
+    name.parse().map_err(|_| StoreError::Corrupt {
+        table: "stores",
+        reason: format!("unknown time zone {name:?}"),
+    })
+}
+
 /// Minute of the store-local day.
 pub(crate) fn minute_of_day(o: &Order) -> u16 {
     use chrono::Timelike;

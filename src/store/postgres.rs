@@ -11,7 +11,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
     Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
-    counts_from, minute_of_day,
+    counts_from, minute_of_day, stored_tz,
 };
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
@@ -236,10 +236,7 @@ impl Store for PgStore {
                     code: StoreCode::from_trusted(r.try_get("code")?),
                     name: r.try_get("name")?,
                     sms_signature: r.try_get("sms_signature")?,
-                    timezone: tz.parse().map_err(|_| StoreError::Corrupt {
-                        table: "stores",
-                        reason: format!("unknown time zone {tz:?}"),
-                    })?,
+                    timezone: stored_tz(&tz)?,
                 })
             })
             .collect()
@@ -447,10 +444,7 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| {
                 let tz: String = r.try_get("timezone")?;
-                let tz: chrono_tz::Tz = tz.parse().map_err(|_| StoreError::Corrupt {
-                    table: "stores",
-                    reason: format!("unknown time zone {tz:?}"),
-                })?;
+                let tz = stored_tz(&tz)?;
                 let ordered_at: DateTime<Utc> = r.try_get("ordered_at")?;
                 Ok(Order {
                     id: OrderId::from_trusted(r.try_get("id")?),

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 
 use super::{
     Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
-    counts_from, minute_of_day,
+    counts_from, minute_of_day, stored_tz,
 };
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
@@ -270,10 +270,7 @@ impl Store for SqliteStore {
                     code: StoreCode::from_trusted(r.try_get("code")?),
                     name: r.try_get("name")?,
                     sms_signature: r.try_get("sms_signature")?,
-                    timezone: tz.parse().map_err(|_| StoreError::Corrupt {
-                        table: "stores",
-                        reason: format!("unknown time zone {tz:?}"),
-                    })?,
+                    timezone: stored_tz(&tz)?,
                 })
             })
             .collect()
@@ -433,10 +430,7 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 let tz: String = r.try_get("timezone")?;
-                let tz: chrono_tz::Tz = tz.parse().map_err(|_| StoreError::Corrupt {
-                    table: "stores",
-                    reason: format!("unknown time zone {tz:?}"),
-                })?;
+                let tz = stored_tz(&tz)?;
                 let ordered_at = from_ms("orders", r.try_get("ordered_at")?)?;
                 Ok(Order {
                     id: OrderId::from_trusted(r.try_get("id")?),
