@@ -54,6 +54,8 @@ fn import_exit_codes_follow_the_contract() {
     let (code, out, err) = run(outreach(dir.path()).args(["import", "customers", "good.csv"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 rows read, 2 imported (2 new"), "{out}");
+    // Piped (not a terminal): no progress bar, nothing at all on stderr.
+    assert_eq!(err, "", "stderr must stay empty when piped");
     assert!(dir.path().join("data/outreach.db").exists());
 
     let (code, out, err) = run(outreach(dir.path()).args(["import", "customers", "bad.csv"]));
@@ -146,6 +148,32 @@ fn demo_seeds_once_and_deterministically() {
             .args(["import", kind, file.to_str().unwrap()]));
         assert_eq!(code, 0, "{kind}: {out} {err}");
         assert!(out.contains("0 rejected"), "{out}");
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(outreach(dir.path()).args([
+        "--log-format",
+        "json",
+        "demo",
+        "--seed-only",
+        "--customers",
+        "50",
+        "--now",
+        NOW,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
     }
 }
 

@@ -526,3 +526,29 @@ pub async fn write_records(
     on_progress(nc, no);
     Ok((nc, no))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lane_of;
+
+    #[test]
+    fn an_id_always_takes_the_same_lane_and_lanes_are_used() {
+        for lanes in 1..=4 {
+            let mut used = vec![0u32; lanes];
+            for i in 0..1_000 {
+                let id = format!("O{i:07}");
+                let lane = lane_of(&id, lanes);
+                assert_eq!(lane, lane_of(&id, lanes), "stable");
+                used[lane] += 1;
+            }
+            // Roughly even: every lane gets at least a fifth of its share.
+            assert!(
+                used.iter().all(|&n| n as usize * lanes * 5 >= 1_000),
+                "{used:?}"
+            );
+        }
+        // Fixed values: the hash must not change between versions or runs.
+        assert_eq!(lane_of("C0000001", 2), lane_of("C0000001", 2));
+        assert_eq!(lane_of("", 3), (0xcbf2_9ce4_8422_2325u64 % 3) as usize);
+    }
+}
