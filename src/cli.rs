@@ -41,6 +41,50 @@ pub enum Command {
     Import(ImportArgs),
     /// Record an opt-out: nothing more goes to ADDRESS on CHANNEL.
     Optout(OptoutArgs),
+    /// Run a job now.
+    Jobs(JobsArgs),
+    /// Segment sizes, or one customer's attributes, segments and history.
+    Segments(SegmentsArgs),
+}
+
+/// `outreach jobs`
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+/// What `outreach jobs` can do.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run one job now (at --now if given): `segments`.
+    Run(JobRunArgs),
+}
+
+/// `outreach jobs run JOB`
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    /// The job: `segments`.
+    pub job: String,
+    /// segments: recompute only customers whose orders or store changed since
+    /// the last run, and those whose figures move with the date (falls back to
+    /// a full run, saying why, when that is not possible).
+    #[arg(long)]
+    pub incremental: bool,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `outreach segments`
+#[derive(Debug, Args)]
+pub struct SegmentsArgs {
+    /// Show this customer's attributes, segments and recent transitions.
+    #[arg(long, value_name = "CID")]
+    pub customer: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 /// `outreach demo`

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use outreach::cli::{Cli, Command};
+use outreach::cli::{Cli, Command, JobsCommand};
 use outreach::config::Settings;
 use outreach::{clock, commands, telemetry};
 
@@ -27,6 +27,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => commands::demo(&settings, clock, args).await.map(|_| 0),
         Command::Import(args) => commands::import(&settings, clock, args).await,
         Command::Optout(args) => commands::optout(&settings, clock, args).await.map(|_| 0),
+        Command::Jobs(args) => match &args.command {
+            JobsCommand::Run(run) => commands::segments::jobs_run(&settings, clock, run).await,
+        },
+        Command::Segments(args) => commands::segments::segments(&settings, clock, args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! `migrations/<backend>/`, applied when the store is opened.
 
 mod postgres;
+mod segments_sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{Customer, CustomerId, Order, StoreInfo};
+use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -199,6 +201,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Whether `address` has opted out of `channel`.
     async fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool, StoreError>;
+
+    /// Run the segments job as planned: recompute attributes, scores, stages,
+    /// tiers and custom segment membership, recording every change.
+    async fn recompute_segments(&self, plan: &SegmentPlan) -> Result<SegmentOutcome, StoreError>;
+
+    /// The size of every segment as last computed: lifecycle stages, value
+    /// tiers, then custom segments.
+    async fn segment_sizes(&self) -> Result<Vec<SegmentSize>, StoreError>;
+
+    /// One customer's attributes (with date-dependent ones as of the plan's
+    /// day), custom segments and recent transitions; `None` when the customer
+    /// is unknown or the segments job has not seen them yet.
+    async fn customer_profile(
+        &self,
+        id: &CustomerId,
+        plan: &SegmentPlan,
+    ) -> Result<Option<CustomerProfile>, StoreError>;
 }
 
 /// A shared, dynamically dispatched store.

@@ -1,5 +1,7 @@
 //! What each subcommand does. `anyhow` lives here, at the edge.
 
+pub mod segments;
+
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! temporary staging table and upsert from it in one statement, so a batch is
 //! one round trip of data and one transaction.
 
+mod segments;
+
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -17,6 +19,7 @@ use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
     StoreInfo, Tags, WeChatOpenId,
 };
+use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
 /// PostgreSQL-backed store.
 #[derive(Debug, Clone)]
@@ -517,5 +520,21 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n > 0)
+    }
+
+    async fn recompute_segments(&self, plan: &SegmentPlan) -> Result<SegmentOutcome, StoreError> {
+        self.run_segments(plan).await
+    }
+
+    async fn segment_sizes(&self) -> Result<Vec<SegmentSize>, StoreError> {
+        self.sizes().await
+    }
+
+    async fn customer_profile(
+        &self,
+        id: &CustomerId,
+        plan: &SegmentPlan,
+    ) -> Result<Option<CustomerProfile>, StoreError> {
+        self.profile(id, plan).await
     }
 }

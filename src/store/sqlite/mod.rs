@@ -1,6 +1,8 @@
 //! [`Store`] on SQLite: WAL journal, one writer at a time (`BEGIN IMMEDIATE`),
 //! prepared multi-row upserts inside one transaction per batch.
 
+mod segments;
+
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
     Tags, WeChatOpenId,
 };
+use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
 /// Rows per multi-row `INSERT` statement. Fixed so the statement is prepared once per connection.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -503,5 +506,21 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n > 0)
+    }
+
+    async fn recompute_segments(&self, plan: &SegmentPlan) -> Result<SegmentOutcome, StoreError> {
+        self.run_segments(plan).await
+    }
+
+    async fn segment_sizes(&self) -> Result<Vec<SegmentSize>, StoreError> {
+        self.sizes().await
+    }
+
+    async fn customer_profile(
+        &self,
+        id: &CustomerId,
+        plan: &SegmentPlan,
+    ) -> Result<Option<CustomerProfile>, StoreError> {
+        self.profile(id, plan).await
     }
 }

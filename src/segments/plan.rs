@@ -1,0 +1,358 @@
+//! What one run of the segments job needs to know before it touches the
+//! database: each store's local "today", the day boundaries of the lifecycle
+//! rules, the birthday calendar, and whether an incremental run is valid.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::file::{CustomSegment, SegmentsFile};
+use super::rules::SegmentRules;
+use crate::domain::{Birthday, StoreInfo};
+
+/// The meta key holding [`SegmentState`].
+pub const STATE_KEY: &str = "segments_state";
+
+/// Full: every customer's figures are recomputed from their orders.
+/// Incremental: only customers whose orders or store changed since, and those
+/// whose windowed figures move with the date. Both give the same result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecomputeMode {
+    Full,
+    Incremental,
+}
+
+impl std::fmt::Display for RecomputeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecomputeMode::Full => "full",
+            RecomputeMode::Incremental => "incremental",
+        })
+    }
+}
+
+/// One store's calendar for this run. `store_key` is the store code, or `""`
+/// for customers without a store (they use the default time zone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreDay {
+    pub store_key: String,
+    pub tz: Tz,
+    /// Today's local date as days since 1970-01-01.
+    pub today: i64,
+    /// The zone's UTC offset now, in milliseconds.
+    pub offset_ms: i64,
+    /// Start (UTC) of the local day `today - N` for the lifecycle thresholds:
+    /// "joined within N days" means joined at or after this instant.
+    pub new_since: DateTime<Utc>,
+    pub active_since: DateTime<Utc>,
+    pub at_risk_since: DateTime<Utc>,
+    pub lapsed_since: DateTime<Utc>,
+}
+
+/// Days from a local date (given as `today`) to the next celebration of each
+/// month-day: the rows of the `seg_birthdays` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BirthdayDistance {
+    pub today: i64,
+    pub month: u8,
+    pub day: u8,
+    pub days: i64,
+}
+
+/// Everything a store needs to run the segments job once.
+#[derive(Debug, Clone)]
+pub struct SegmentPlan {
+    pub mode: RecomputeMode,
+    /// Why a requested incremental run is full instead.
+    pub full_reason: Option<String>,
+    pub now: DateTime<Utc>,
+    pub days: Vec<StoreDay>,
+    pub birthdays: Vec<BirthdayDistance>,
+    pub rules: SegmentRules,
+    pub custom: Vec<CustomSegment>,
+    /// Custom segments the previous run maintained that are gone now: their
+    /// members leave them.
+    pub removed: Vec<String>,
+    /// Customers per write transaction.
+    pub batch_size: usize,
+}
+
+/// What the last completed run leaves behind for the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentState {
+    pub version: u32,
+    /// Store key → (time zone, local day) of the run.
+    pub days: BTreeMap<String, (String, i64)>,
+    /// The daypart boundaries, as written.
+    pub dayparts: String,
+    pub custom: Vec<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+pub use crate::expr::{date_of_day_number as date_of_day, day_number};
+
+/// The UTC instant at which a local date starts in `tz` (the first existing
+/// local time of that date, should midnight fall in a DST gap).
+pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let mut t = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..180 {
+        if let Some(dt) = tz.from_local_datetime(&t).earliest() {
+            return dt.with_timezone(&Utc);
+        }
+        t += chrono::Duration::minutes(1);
+    }
+    Utc.from_utc_datetime(&t)
+}
+
+impl StoreDay {
+    /// The calendar of a store (or of customers without one) at `now`.
+    pub fn at(store_key: &str, tz: Tz, now: DateTime<Utc>, rules: &SegmentRules) -> StoreDay {
+        let today = now.with_timezone(&tz).date_naive();
+        let since = |days: u32| start_of_day(tz, today - chrono::Duration::days(i64::from(days)));
+        let l = &rules.lifecycle;
+        StoreDay {
+            store_key: store_key.to_owned(),
+            tz,
+            today: day_number(today),
+            offset_ms: i64::from(now.with_timezone(&tz).offset().fix().local_minus_utc()) * 1000,
+            new_since: since(l.new_within_days),
+            active_since: since(l.active_within_days),
+            at_risk_since: since(l.at_risk_within_days),
+            lapsed_since: since(l.lapsed_within_days),
+        }
+    }
+}
+
+/// Days from each local `today` to the next celebration of every month-day,
+/// Feb 29 included (celebrated on Feb 28 in common years).
+pub fn birthday_calendar(todays: impl IntoIterator<Item = i64>) -> Vec<BirthdayDistance> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for today in todays {
+        if !seen.insert(today) {
+            continue;
+        }
+        let Some(date) = date_of_day(today) else {
+            continue;
+        };
+        for month in 1..=12u8 {
+            for day in 1..=31u8 {
+                let Ok(b) = Birthday::new(month, day, None) else {
+                    continue;
+                };
+                let this_year = b.celebrated_on(date.year());
+                let next = if this_year >= date {
+                    this_year
+                } else {
+                    b.celebrated_on(date.year() + 1)
+                };
+                out.push(BirthdayDistance {
+                    today,
+                    month,
+                    day,
+                    days: (next - date).num_days(),
+                });
+            }
+        }
+    }
+    out
+}
+
+impl SegmentPlan {
+    /// Plan a run at `now`. `requested` may be downgraded from incremental to
+    /// full when the previous state does not allow it (see `full_reason`).
+    pub fn new(
+        file: &SegmentsFile,
+        stores: &[StoreInfo],
+        default_tz: Tz,
+        now: DateTime<Utc>,
+        requested: RecomputeMode,
+        previous: Option<&SegmentState>,
+    ) -> SegmentPlan {
+        let rules = file.rules;
+        let mut days = vec![StoreDay::at("", default_tz, now, &rules)];
+        days.extend(
+            stores
+                .iter()
+                .map(|s| StoreDay::at(s.code.as_str(), s.timezone, now, &rules)),
+        );
+        let birthdays = birthday_calendar(days.iter().map(|d| d.today));
+        let removed = previous
+            .map(|p| {
+                p.custom
+                    .iter()
+                    .filter(|name| file.custom(name).is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut plan = SegmentPlan {
+            mode: requested,
+            full_reason: None,
+            now,
+            days,
+            birthdays,
+            rules,
+            custom: file.custom.clone(),
+            removed,
+            batch_size: 50_000,
+        };
+        if requested == RecomputeMode::Incremental
+            && let Some(reason) = plan.incremental_blocker(previous)
+        {
+            plan.mode = RecomputeMode::Full;
+            plan.full_reason = Some(reason);
+        }
+        plan
+    }
+
+    /// Why the stored figures cannot simply be brought up to date, if so.
+    fn incremental_blocker(&self, previous: Option<&SegmentState>) -> Option<String> {
+        let Some(prev) = previous else {
+            return Some("no earlier run to build on".into());
+        };
+        if prev.version != STATE_VERSION {
+            return Some("the previous run was made by another version".into());
+        }
+        if prev.dayparts != self.rules.dayparts.to_string() {
+            return Some("the dayparts changed".into());
+        }
+        for d in &self.days {
+            match prev.days.get(&d.store_key) {
+                None => return Some(format!("store {:?} is new", d.store_key)),
+                Some((tz, _)) if tz != d.tz.name() => {
+                    return Some(format!("store {:?} changed its time zone", d.store_key));
+                }
+                Some((_, day)) if *day > d.today => {
+                    return Some("the clock is earlier than the previous run".into());
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The state to record once this run has finished.
+    pub fn finished_state(&self, finished_at: DateTime<Utc>) -> SegmentState {
+        SegmentState {
+            version: STATE_VERSION,
+            days: self
+                .days
+                .iter()
+                .map(|d| (d.store_key.clone(), (d.tz.name().to_owned(), d.today)))
+                .collect(),
+            dayparts: self.rules.dayparts.to_string(),
+            custom: self.custom.iter().map(|c| c.name.clone()).collect(),
+            finished_at,
+        }
+    }
+
+    /// The calendar of a store key (falls back to the default zone's).
+    pub fn day_of(&self, store_key: &str) -> &StoreDay {
+        self.days
+            .iter()
+            .find(|d| d.store_key == store_key)
+            .unwrap_or(&self.days[0])
+    }
+
+    /// The latest local day among the stores (an index bound).
+    pub fn max_today(&self) -> i64 {
+        self.days.iter().map(|d| d.today).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::{Asia::Shanghai, Australia::Sydney};
+
+    fn day(y: i32, m: u32, d: u32) -> i64 {
+        day_number(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        assert_eq!(day(1970, 1, 1), 0);
+        assert_eq!(day(2026, 11, 23), 20780);
+        assert_eq!(date_of_day(20780), NaiveDate::from_ymd_opt(2026, 11, 23));
+    }
+
+    #[test]
+    fn today_is_local_per_store() {
+        // 2026-11-23 17:30 UTC is already the 24th in Sydney (UTC+11) but the
+        // 24th only 01:30 in Shanghai (UTC+8).
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 30, 0).unwrap();
+        let rules = SegmentRules::default();
+        let sh = StoreDay::at("SH-001", Shanghai, now, &rules);
+        let syd = StoreDay::at("SYD-001", Sydney, now, &rules);
+        assert_eq!(sh.today, day(2026, 11, 23));
+        assert_eq!(syd.today, day(2026, 11, 24));
+        // Active since = start of local day today - 30, Shanghai midnight = 16:00 UTC the day before.
+        assert_eq!(
+            sh.active_since,
+            Utc.with_ymd_and_hms(2026, 10, 23, 16, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn birthday_distances_include_feb_29() {
+        let cal = birthday_calendar([day(2026, 11, 23)]);
+        assert_eq!(cal.len(), 366);
+        let get = |m, d| {
+            cal.iter()
+                .find(|b| b.month == m && b.day == d)
+                .unwrap()
+                .days
+        };
+        assert_eq!(get(11, 23), 0);
+        assert_eq!(get(11, 24), 1);
+        assert_eq!(get(11, 22), 364);
+        // 2027 is common: Feb 29 is celebrated on Feb 28, the same day as Feb 28.
+        assert_eq!(get(2, 29), get(2, 28));
+        // In 2027-11-23 the next Feb 29 birthday is in 2028, a leap year: Feb 29 itself.
+        let cal = birthday_calendar([day(2027, 11, 23)]);
+        let get = |m, d| {
+            cal.iter()
+                .find(|b| b.month == m && b.day == d)
+                .unwrap()
+                .days
+        };
+        assert_eq!(get(2, 29), get(2, 28) + 1);
+    }
+
+    #[test]
+    fn incremental_falls_back_to_full_with_a_reason() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+        let file = SegmentsFile::defaults();
+        let p = SegmentPlan::new(&file, &[], Shanghai, now, RecomputeMode::Incremental, None);
+        assert_eq!(p.mode, RecomputeMode::Full);
+        assert!(p.full_reason.unwrap().contains("no earlier run"));
+        let state = SegmentPlan::new(&file, &[], Shanghai, now, RecomputeMode::Full, None)
+            .finished_state(now);
+        let p = SegmentPlan::new(
+            &file,
+            &[],
+            Shanghai,
+            now,
+            RecomputeMode::Incremental,
+            Some(&state),
+        );
+        assert_eq!(p.mode, RecomputeMode::Incremental);
+        let earlier = now - chrono::Duration::days(2);
+        let p = SegmentPlan::new(
+            &file,
+            &[],
+            Shanghai,
+            earlier,
+            RecomputeMode::Incremental,
+            Some(&state),
+        );
+        assert_eq!(p.mode, RecomputeMode::Full);
+        assert!(p.full_reason.unwrap().contains("earlier"));
+    }
+}

@@ -1,0 +1,548 @@
+//! The segments job on PostgreSQL: the same three phases as on SQLite (see
+//! `store/sqlite/segments.rs`), in PostgreSQL's dialect.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
+
+use super::PgStore;
+use crate::domain::CustomerId;
+use crate::expr::{BindParams, Dialect, Placeholders};
+use crate::segments::attributes::{
+    CustomerAttributes, CustomerProfile, Membership, PROFILE_TRANSITIONS, SegmentKind,
+    SegmentOutcome, SegmentSize, Transition,
+};
+use crate::segments::derive as shared;
+use crate::segments::plan::{RecomputeMode, SegmentPlan};
+use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
+use crate::store::{StoreError, segments_sql};
+
+type Conn = PoolConnection<Postgres>;
+
+impl PgStore {
+    pub(super) async fn run_segments(
+        &self,
+        plan: &SegmentPlan,
+    ) -> Result<SegmentOutcome, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // Per-batch statements are short: compiling them is slower than running them.
+        sqlx::query("SET jit = off").execute(&mut *conn).await?;
+        sqlx::query("SET work_mem = '64MB'")
+            .execute(&mut *conn)
+            .await?;
+        // Each batch has its own id range: plan it for that range.
+        sqlx::query("SET plan_cache_mode = force_custom_plan")
+            .execute(&mut *conn)
+            .await?;
+        load_calendar(&mut conn, plan).await?;
+        let mut outcome = SegmentOutcome::default();
+        let started = std::time::Instant::now();
+        let (recomputed, changed) = phase_a(&mut conn, plan).await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            recomputed,
+            changed,
+            "order figures"
+        );
+        outcome.recomputed = recomputed;
+        outcome.changed = changed;
+        let started = std::time::Instant::now();
+        let (changed, transitions) = phase_b(&mut conn, plan).await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            changed,
+            transitions,
+            "scores, stages and tiers"
+        );
+        outcome.changed += changed;
+        outcome.transitions += transitions;
+        let started = std::time::Instant::now();
+        outcome.transitions += phase_c(&mut conn, plan).await?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
+        sqlx::query("RESET jit").execute(&mut *conn).await?;
+        sqlx::query("RESET work_mem").execute(&mut *conn).await?;
+        sqlx::query("RESET plan_cache_mode")
+            .execute(&mut *conn)
+            .await?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn sizes(&self) -> Result<Vec<SegmentSize>, StoreError> {
+        let mut out = Vec::new();
+        for (column, kind, names) in [
+            ("lifecycle", SegmentKind::Lifecycle, &STAGES[..]),
+            ("value_tier", SegmentKind::Tier, &TIERS[..]),
+        ] {
+            let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {column}, count(*) FROM customer_attributes GROUP BY {column}"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(shared::sizes_in_order(kind, names, rows));
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT segment, count(*) FROM segment_memberships GROUP BY segment ORDER BY segment",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        out.extend(rows.into_iter().map(|(segment, n)| SegmentSize {
+            segment,
+            kind: SegmentKind::Custom,
+            customers: u64::try_from(n).unwrap_or(0),
+        }));
+        Ok(out)
+    }
+
+    pub(super) async fn profile(
+        &self,
+        id: &CustomerId,
+        plan: &SegmentPlan,
+    ) -> Result<Option<CustomerProfile>, StoreError> {
+        let row = sqlx::query(
+            r#"SELECT a.customer_id, a.joined_at, a.order_count::bigint AS order_count,
+                   a.total_spent_fen, a.avg_order_fen, a.order_count_90d::bigint AS order_count_90d,
+                   a.spent_90d_fen, a.spent_365d_fen, a.first_order_at, a.last_order_at,
+                   a.first_order_day::bigint AS first_order_day, a.last_order_day::bigint AS last_order_day,
+                   a.favorite_daypart, a.r_score::bigint AS r_score, a.f_score::bigint AS f_score,
+                   a.m_score::bigint AS m_score, a.rfm, a.lifecycle, a.value_tier, a.computed_at,
+                   c.store_code, c.tags, c.birth_month::bigint AS birth_month, c.birth_day::bigint AS birth_day
+               FROM customer_attributes a JOIN customers c ON c.id = a.customer_id
+               WHERE a.customer_id = $1"#,
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let attributes = attributes_from_row(&row, plan)?;
+        let memberships = sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>)>(
+            "SELECT segment, entered_at FROM segment_memberships WHERE customer_id = $1 ORDER BY segment",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(segment, entered_at)| Membership {
+            segment,
+            entered_at,
+        })
+        .collect();
+        let transitions = sqlx::query_as::<_, (String, String, chrono::DateTime<chrono::Utc>)>(
+            r#"SELECT segment, change, at FROM segment_transitions WHERE customer_id = $1
+               ORDER BY at DESC, id DESC LIMIT $2"#,
+        )
+        .bind(id.as_str())
+        .bind(PROFILE_TRANSITIONS)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(segment, change, at)| Transition {
+            segment,
+            change,
+            at,
+        })
+        .collect();
+        Ok(Some(CustomerProfile {
+            attributes,
+            memberships,
+            transitions,
+        }))
+    }
+}
+
+fn attributes_from_row(row: &PgRow, plan: &SegmentPlan) -> Result<CustomerAttributes, StoreError> {
+    let store: Option<String> = row.try_get("store_code")?;
+    let tags: String = row.try_get("tags")?;
+    let today = plan.day_of(store.as_deref().unwrap_or("")).today;
+    let last_order_day: Option<i64> = row.try_get("last_order_day")?;
+    let joined_at: chrono::DateTime<chrono::Utc> = row.try_get("joined_at")?;
+    Ok(CustomerAttributes {
+        customer_id: row.try_get("customer_id")?,
+        tags: crate::domain::Tags::from_db(&tags)
+            .iter()
+            .map(str::to_owned)
+            .collect(),
+        today,
+        joined_at,
+        days_since_joined: shared::days_since(plan, store.as_deref().unwrap_or(""), joined_at),
+        recency_days: last_order_day.map(|d| today - d),
+        order_count: row.try_get("order_count")?,
+        total_spent_fen: row.try_get("total_spent_fen")?,
+        avg_order_value_fen: row.try_get("avg_order_fen")?,
+        order_count_90d: row.try_get("order_count_90d")?,
+        spent_90d_fen: row.try_get("spent_90d_fen")?,
+        spent_365d_fen: row.try_get("spent_365d_fen")?,
+        first_order_at: row.try_get("first_order_at")?,
+        last_order_at: row.try_get("last_order_at")?,
+        first_order_day: row.try_get("first_order_day")?,
+        last_order_day,
+        favorite_daypart: row.try_get("favorite_daypart")?,
+        r_score: row.try_get("r_score")?,
+        f_score: row.try_get("f_score")?,
+        m_score: row.try_get("m_score")?,
+        rfm: row.try_get("rfm")?,
+        lifecycle: row.try_get("lifecycle")?,
+        value_tier: row.try_get("value_tier")?,
+        days_to_birthday: shared::days_to_birthday(
+            plan,
+            today,
+            row.try_get("birth_month")?,
+            row.try_get("birth_day")?,
+        ),
+        computed_at: row.try_get("computed_at")?,
+        store,
+    })
+}
+
+/// Fill the session's `seg_today` and `seg_birthdays` tables.
+async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
+         today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
+         active_since TIMESTAMPTZ NOT NULL, at_risk_since TIMESTAMPTZ NOT NULL, \
+         lapsed_since TIMESTAMPTZ NOT NULL)",
+        "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today BIGINT NOT NULL, month INTEGER NOT NULL, \
+         day INTEGER NOT NULL, days BIGINT NOT NULL, PRIMARY KEY (today, month, day))",
+        "TRUNCATE seg_today",
+        "TRUNCATE seg_birthdays",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    for d in &plan.days {
+        sqlx::query(
+            "INSERT INTO seg_today VALUES ($1, $2, DATE '1970-01-01' + $2::integer, $3, $4, $5, $6, $7)",
+        )
+        .bind(&d.store_key)
+        .bind(d.today)
+        .bind(d.tz.name())
+        .bind(d.new_since)
+        .bind(d.active_since)
+        .bind(d.at_risk_since)
+        .bind(d.lapsed_since)
+        .execute(&mut **conn)
+        .await?;
+    }
+    let (todays, months, days, dist): (Vec<i64>, Vec<i32>, Vec<i32>, Vec<i64>) = (
+        plan.birthdays.iter().map(|b| b.today).collect(),
+        plan.birthdays.iter().map(|b| i32::from(b.month)).collect(),
+        plan.birthdays.iter().map(|b| i32::from(b.day)).collect(),
+        plan.birthdays.iter().map(|b| b.days).collect(),
+    );
+    sqlx::query("INSERT INTO seg_birthdays SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[])")
+        .bind(todays)
+        .bind(months)
+        .bind(days)
+        .bind(dist)
+        .execute(&mut **conn)
+        .await?;
+    sqlx::query("ANALYZE seg_today")
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
+}
+
+async fn next_bound(
+    conn: &mut Conn,
+    table: &str,
+    lo: &str,
+    size: usize,
+) -> Result<Option<String>, StoreError> {
+    let offset = i64::try_from(size.max(1) - 1).unwrap_or(0);
+    let sql = format!("SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2");
+    let hit: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(lo)
+        .bind(offset)
+        .fetch_optional(&mut **conn)
+        .await?;
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    let sql = format!("SELECT max(id) FROM {table} WHERE id > $1");
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(lo)
+        .fetch_one(&mut **conn)
+        .await?)
+}
+
+fn phase_a_sql(plan: &SegmentPlan) -> String {
+    let d = &plan.rules.dayparts;
+    let vis = "o.local_date <= t.today_date";
+    let in90 = format!("{vis} AND o.local_date > t.today_date - {RECENT_WINDOW_DAYS}");
+    let in365 = format!("{vis} AND o.local_date > t.today_date - {TIER_WINDOW_DAYS}");
+    // Refunds (negative amounts) count in the money figures only: they are
+    // not visits, so they move neither the order counts nor the dates.
+    let ord = format!("{vis} AND o.amount_fen >= 0");
+    let ord90 = format!("{in90} AND o.amount_fen >= 0");
+    let part = |from: u16, to: u16| {
+        format!(
+            "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
+        )
+    };
+    let incremental = match plan.mode {
+        RecomputeMode::Full => "",
+        RecomputeMode::Incremental => {
+            "AND c.id IN (SELECT id FROM seg_todo WHERE id > $2 AND id <= $3)"
+        }
+    };
+    format!(
+        r#"INSERT INTO customer_attributes AS ca (customer_id, store_key, joined_at, joined_day, order_count,
+    total_spent_fen, avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen,
+    first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart,
+    next_change_day, computed_day, computed_at)
+SELECT id, store_key, joined_at, joined_day, n, spent,
+    CASE WHEN n > 0 THEN round(spent::numeric / n)::bigint END,
+    n90, s90, s365, first_at, last_at, first_day - DATE '1970-01-01', last_day - DATE '1970-01-01',
+    CASE WHEN n = 0 THEN NULL
+         WHEN dm >= dn AND dm >= da AND dm >= n - dm - dn - da THEN 'morning'
+         WHEN dn >= da AND dn >= n - dm - dn - da THEN 'noon'
+         WHEN da >= n - dm - dn - da THEN 'afternoon'
+         ELSE 'evening' END,
+    LEAST(min90 + {RECENT_WINDOW_DAYS}, min365 + {TIER_WINDOW_DAYS}, future) - DATE '1970-01-01',
+    today, $1
+FROM (
+    SELECT c.id AS id, t.store_key AS store_key, COALESCE(c.joined_at, c.created_at) AS joined_at,
+        (COALESCE(c.joined_at, c.created_at) AT TIME ZONE t.tz)::date - DATE '1970-01-01' AS joined_day,
+        t.today AS today, x.*
+    FROM customers c
+    JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE {ord}) AS n,
+            COALESCE(sum(o.amount_fen) FILTER (WHERE {vis}), 0) AS spent,
+            count(*) FILTER (WHERE {ord90}) AS n90,
+            COALESCE(sum(o.amount_fen) FILTER (WHERE {in90}), 0) AS s90,
+            COALESCE(sum(o.amount_fen) FILTER (WHERE {in365}), 0) AS s365,
+            min(o.ordered_at) FILTER (WHERE {ord}) AS first_at,
+            max(o.ordered_at) FILTER (WHERE {ord}) AS last_at,
+            min(o.local_date) FILTER (WHERE {ord}) AS first_day,
+            max(o.local_date) FILTER (WHERE {ord}) AS last_day,
+            min(o.local_date) FILTER (WHERE {in90}) AS min90,
+            min(o.local_date) FILTER (WHERE {in365}) AS min365,
+            min(o.local_date) FILTER (WHERE o.local_date > t.today_date) AS future,
+            {dm} AS dm, {dn} AS dn, {da} AS da
+        FROM orders o WHERE o.customer_id = c.id
+    ) x
+    WHERE c.id > $2 AND c.id <= $3 {incremental}
+) agg
+ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
+    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
+    order_count = excluded.order_count,
+    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
+    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
+    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
+    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
+    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
+    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
+    computed_at = excluded.computed_at
+WHERE (ca.store_key, ca.joined_at, ca.joined_day, ca.order_count, ca.total_spent_fen, ca.order_count_90d,
+       ca.spent_90d_fen, ca.spent_365d_fen, ca.first_order_at, ca.last_order_at,
+       ca.first_order_day, ca.last_order_day, ca.favorite_daypart, ca.next_change_day)
+   IS DISTINCT FROM
+      (excluded.store_key, excluded.joined_at, excluded.joined_day, excluded.order_count, excluded.total_spent_fen,
+       excluded.order_count_90d, excluded.spent_90d_fen, excluded.spent_365d_fen,
+       excluded.first_order_at, excluded.last_order_at, excluded.first_order_day,
+       excluded.last_order_day, excluded.favorite_daypart, excluded.next_change_day)"#,
+        dm = part(d.morning, d.noon),
+        dn = part(d.noon, d.afternoon),
+        da = part(d.afternoon, d.evening),
+    )
+}
+
+async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    let driver = match plan.mode {
+        RecomputeMode::Full => "customers",
+        RecomputeMode::Incremental => {
+            for sql in [
+                "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
+                "TRUNCATE seg_todo",
+                "INSERT INTO seg_todo SELECT customer_id FROM segment_dirty ON CONFLICT DO NOTHING",
+            ] {
+                sqlx::query(sql).execute(&mut **conn).await?;
+            }
+            sqlx::query(
+                r#"INSERT INTO seg_todo
+                   SELECT a.customer_id FROM customer_attributes a
+                   JOIN seg_today t ON t.store_key = a.store_key
+                   WHERE a.next_change_day <= $1 AND a.next_change_day <= t.today
+                   ON CONFLICT DO NOTHING"#,
+            )
+            .bind(plan.max_today())
+            .execute(&mut **conn)
+            .await?;
+            sqlx::query("ANALYZE seg_todo").execute(&mut **conn).await?;
+            "seg_todo"
+        }
+    };
+    let sql = phase_a_sql(plan);
+    let mut lo = String::new();
+    let (mut recomputed, mut changed) = (0u64, 0u64);
+    while let Some(hi) = next_bound(conn, driver, &lo, plan.batch_size).await? {
+        let mut tx = conn.begin().await?;
+        changed += sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(plan.now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Deleting first locks the rows: an import marking one of these
+        // customers again waits for this commit and re-marks it afterwards.
+        let cleared = match plan.mode {
+            RecomputeMode::Full => {
+                sqlx::query(
+                    "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2",
+                )
+                .bind(&lo)
+                .bind(&hi)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM customers WHERE id > $1 AND id <= $2",
+                )
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+            RecomputeMode::Incremental => {
+                sqlx::query(
+                    "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
+                )
+                .bind(&lo)
+                .bind(&hi)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
+                )
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        recomputed += u64::try_from(cleared).unwrap_or(0);
+        lo = hi;
+    }
+    Ok((recomputed, changed))
+}
+
+async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    for sql in [
+        "DROP TABLE IF EXISTS pg_temp.seg_thr".to_owned(),
+        "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
+        segments_sql::thresholds(plan),
+        "ANALYZE seg_thr".to_owned(),
+        segments_sql::changes(plan, Dialect::Postgres),
+        "CREATE UNIQUE INDEX ON seg_changes (id)".to_owned(),
+        "ANALYZE seg_changes".to_owned(),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+    }
+    let (mut changed, mut transitions) = (0u64, 0u64);
+    let mut lo = String::new();
+    let (tsql, usql) = (
+        segments_sql::transitions(Dialect::Postgres),
+        segments_sql::apply_changes(Dialect::Postgres),
+    );
+    while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.batch_size).await? {
+        let mut tx = conn.begin().await?;
+        transitions += sqlx::query(AssertSqlSafe(tsql.clone()))
+            .bind(plan.now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        changed += sqlx::query(AssertSqlSafe(usql.clone()))
+            .bind(plan.now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        lo = hi;
+    }
+    for sql in [
+        "DROP TABLE pg_temp.seg_thr",
+        "DROP TABLE pg_temp.seg_changes",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    Ok((changed, transitions))
+}
+
+async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {
+    let mut transitions = 0u64;
+    let prepare = [
+        "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT COLLATE \"C\" PRIMARY KEY)",
+        "TRUNCATE seg_members",
+    ];
+    for segment in &plan.custom {
+        for sql in prepare {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+        let mut ph = Placeholders::starting_at(1);
+        let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
+        let params = ph.into_params();
+        let sql = format!(
+            r#"INSERT INTO seg_members SELECT c.id FROM customers c
+               JOIN customer_attributes a ON a.customer_id = c.id
+               JOIN seg_today t ON t.store_key = a.store_key
+               WHERE {filter}"#
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind_params(&params)
+            .execute(&mut **conn)
+            .await?;
+        sqlx::query("ANALYZE seg_members")
+            .execute(&mut **conn)
+            .await?;
+        let mut tx = conn.begin().await?;
+        transitions += apply_members(&mut tx, &segment.name, plan.now).await?;
+        tx.commit().await?;
+    }
+    for name in &plan.removed {
+        for sql in prepare {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+        let mut tx = conn.begin().await?;
+        transitions += apply_members(&mut tx, name, plan.now).await?;
+        tx.commit().await?;
+    }
+    Ok(transitions)
+}
+
+async fn apply_members(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    segment: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StoreError> {
+    let mut transitions = sqlx::query(
+        r#"WITH gone AS (
+               DELETE FROM segment_memberships s WHERE s.segment = $1
+               AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)
+               RETURNING s.customer_id)
+           INSERT INTO segment_transitions (customer_id, segment, change, at)
+           SELECT customer_id, $1, 'left', $2 FROM gone"#,
+    )
+    .bind(segment)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    transitions += sqlx::query(
+        r#"WITH came AS (
+               INSERT INTO segment_memberships (segment, customer_id, entered_at)
+               SELECT $1, id, $2 FROM seg_members ON CONFLICT DO NOTHING
+               RETURNING customer_id)
+           INSERT INTO segment_transitions (customer_id, segment, change, at)
+           SELECT customer_id, $1, 'entered', $2 FROM came"#,
+    )
+    .bind(segment)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(transitions)
+}

@@ -1,0 +1,175 @@
+//! SQL of the segments job's ranking phase, shared by both backends (they
+//! differ only in how a boolean becomes 0 or 1).
+//!
+//! Quintile scores are ranks within the store: a customer whose value has
+//! `less` customers strictly below it, among `total`, scores
+//! `1 + floor(5 * less / total)` — `RANK()` semantics, so ties share a score.
+//! Since `less` only grows with the value, "score > k" is "value >= u_k" for a
+//! threshold `u_k` per store. The thresholds come from a window over each
+//! store's histogram of values (a few thousand rows, read from an index on
+//! SQLite) instead of a window sort of every customer, and one pass over the
+//! customers then finds those whose score, stage or tier changed.
+
+use crate::expr::Dialect;
+use crate::segments::plan::SegmentPlan;
+
+/// Stands for "no threshold": no value reaches it.
+const UNREACHABLE: i64 = 1 << 62;
+
+fn as_int(dialect: Dialect, cond: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("({cond})"),
+        Dialect::Postgres => format!("({cond})::int"),
+    }
+}
+
+/// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
+/// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
+/// (vip) and `t2` (core).
+pub fn thresholds(plan: &SegmentPlan) -> String {
+    let tiers = &plan.rules.tiers;
+    let mut cols = Vec::new();
+    for m in ["r", "f", "m"] {
+        for k in 1..=4 {
+            cols.push(format!(
+                "COALESCE(MAX(CASE WHEN q.metric = '{m}' AND q.k = {k} THEN q.v END), {UNREACHABLE}) AS {m}{k}"
+            ));
+        }
+    }
+    for k in 1..=2 {
+        cols.push(format!(
+            "COALESCE(MAX(CASE WHEN q.metric = 't' AND q.k = {k} THEN q.v END), {UNREACHABLE}) AS t{k}"
+        ));
+    }
+    format!(
+        r#"CREATE TEMP TABLE seg_thr AS
+WITH hist AS (
+    SELECT 'r' AS metric, store_key, last_order_day AS v, count(*) AS n
+      FROM customer_attributes WHERE last_order_day IS NOT NULL GROUP BY store_key, last_order_day
+    UNION ALL
+    SELECT 'f', store_key, order_count, count(*)
+      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, order_count
+    UNION ALL
+    SELECT 'm', store_key, total_spent_fen, count(*)
+      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, total_spent_fen
+    UNION ALL
+    SELECT 't', store_key, spent_365d_fen, count(*)
+      FROM customer_attributes GROUP BY store_key, spent_365d_fen
+),
+cum AS (
+    SELECT metric, store_key, v, n,
+           SUM(n) OVER (PARTITION BY metric, store_key ORDER BY v) - n AS less,
+           SUM(n) OVER (PARTITION BY metric, store_key) AS total
+    FROM hist
+),
+q AS (
+    SELECT c.metric, c.store_key, k.k, MIN(c.v) AS v
+    FROM cum c JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) k
+      ON c.metric <> 't' AND 5 * c.less >= k.k * c.total
+    GROUP BY c.metric, c.store_key, k.k
+    UNION ALL
+    SELECT c.metric, c.store_key, k.k, MIN(c.v)
+    FROM cum c JOIN (SELECT 1 AS k, {vip} AS p UNION ALL SELECT 2, {vip_core}) k
+      ON c.metric = 't' AND (c.total - c.less - c.n) * 100 < k.p * c.total
+    GROUP BY c.metric, c.store_key, k.k
+)
+SELECT t.store_key, {cols}
+FROM seg_today t LEFT JOIN q ON q.store_key = t.store_key
+GROUP BY t.store_key"#,
+        vip = tiers.vip_top_percent,
+        vip_core = tiers.vip_top_percent + tiers.core_next_percent,
+        cols = cols.join(",\n    "),
+    )
+}
+
+/// `CREATE TEMP TABLE seg_changes`: customers whose scores, stage or tier
+/// differ from what is stored, with old and new values.
+pub fn changes(plan: &SegmentPlan, dialect: Dialect) -> String {
+    let l = &plan.rules.lifecycle;
+    let score = |col: &str, m: &str| {
+        let steps: Vec<String> = (1..=4)
+            .map(|k| as_int(dialect, &format!("a.{col} >= s.{m}{k}")))
+            .collect();
+        format!(
+            "CASE WHEN a.order_count > 0 THEN 1 + {} END",
+            steps.join(" + ")
+        )
+    };
+    let within = |days: u32, since: &str| {
+        format!(
+            "((a.order_count > 0 AND a.last_order_day >= t.today - {days}) \
+             OR (a.order_count = 0 AND a.joined_at >= t.{since}))"
+        )
+    };
+    format!(
+        r#"CREATE TEMP TABLE seg_changes AS
+SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
+    SELECT a.customer_id AS id, a.lifecycle AS old_stage, a.value_tier AS old_tier,
+        a.r_score AS old_r, a.f_score AS old_f, a.m_score AS old_m,
+        {r} AS r, {f} AS f, {m} AS m,
+        CASE WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t1 THEN 'vip'
+             WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t2 THEN 'core'
+             ELSE 'regular' END AS tier,
+        CASE WHEN a.joined_at >= t.new_since AND a.order_count <= {new_max} THEN 'new'
+             WHEN {active} THEN 'active'
+             WHEN {at_risk} THEN 'at_risk'
+             WHEN {lapsed} THEN 'lapsed'
+             ELSE 'churned' END AS stage
+    FROM customer_attributes a
+    JOIN seg_today t ON t.store_key = a.store_key
+    JOIN seg_thr s ON s.store_key = a.store_key
+) x
+WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
+   OR old_stage <> stage OR old_tier <> tier"#,
+        r = score("last_order_day", "r"),
+        f = score("order_count", "f"),
+        m = score("total_spent_fen", "m"),
+        new_max = l.new_max_orders,
+        active = within(l.active_within_days, "active_since"),
+        at_risk = within(l.at_risk_within_days, "at_risk_since"),
+        lapsed = within(l.lapsed_within_days, "lapsed_since"),
+    )
+    .replace(
+        " IS DISTINCT FROM ",
+        match dialect {
+            Dialect::Sqlite => " IS NOT ",
+            Dialect::Postgres => " IS DISTINCT FROM ",
+        },
+    )
+}
+
+/// Transitions for the stage and tier changes of `seg_changes` rows with
+/// ids in `(lo, hi]`; placeholders: now, lo, hi (in that order, each once).
+pub fn transitions(dialect: Dialect) -> String {
+    let (now, lo, hi) = match dialect {
+        Dialect::Sqlite => ("?", "?", "?"),
+        Dialect::Postgres => ("$1", "$2", "$3"),
+    };
+    format!(
+        r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
+SELECT id, segment, change, at FROM (
+    SELECT c.id, 'lifecycle:' || c.old_stage AS segment, 'left' AS change, c.old_stage <> '' AS keep, c.old_stage <> c.stage AS moved
+      FROM seg_changes c
+    UNION ALL SELECT c.id, 'lifecycle:' || c.stage, 'entered', TRUE, c.old_stage <> c.stage FROM seg_changes c
+    UNION ALL SELECT c.id, 'tier:' || c.old_tier, 'left', c.old_tier <> '', c.old_tier <> c.tier FROM seg_changes c
+    UNION ALL SELECT c.id, 'tier:' || c.tier, 'entered', TRUE, c.old_tier <> c.tier FROM seg_changes c
+) x CROSS JOIN (SELECT {now} AS at) n
+WHERE keep AND moved AND id > {lo} AND id <= {hi}"#
+    )
+}
+
+/// Apply `seg_changes` rows with ids in `(lo, hi]`; placeholders: now, lo, hi.
+pub fn apply_changes(dialect: Dialect) -> String {
+    let (now, lo, hi, rfm) = match dialect {
+        Dialect::Sqlite => ("?", "?", "?", "c.r || c.f || c.m"),
+        Dialect::Postgres => ("$1", "$2", "$3", "c.r::text || c.f::text || c.m::text"),
+    };
+    format!(
+        r#"UPDATE customer_attributes
+SET r_score = c.r, f_score = c.f, m_score = c.m,
+    rfm = CASE WHEN c.r IS NULL THEN NULL ELSE {rfm} END,
+    lifecycle = c.stage, value_tier = c.tier, computed_at = {now}
+FROM seg_changes c
+WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#
+    )
+}

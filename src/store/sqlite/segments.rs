@@ -1,0 +1,556 @@
+//! The segments job on SQLite: set-based SQL, in batches of customers so the
+//! single writer is never held for long.
+//!
+//! Phase A recomputes order figures for a set of customers (all of them, or
+//! the dirty and date-due ones). Phase B ranks every customer into scores,
+//! stages and tiers and records stage and tier changes. Phase C evaluates the
+//! custom segments and records who entered and left.
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Connection, Row, Sqlite};
+
+use super::{SqliteStore, from_ms, ms};
+use crate::domain::CustomerId;
+use crate::expr::{BindParams, Dialect, Placeholders};
+use crate::segments::attributes::{
+    CustomerAttributes, CustomerProfile, Membership, PROFILE_TRANSITIONS, SegmentKind,
+    SegmentOutcome, SegmentSize, Transition,
+};
+use crate::segments::derive as shared;
+use crate::segments::plan::{RecomputeMode, SegmentPlan};
+use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
+use crate::store::{StoreError, segments_sql};
+
+type Conn = PoolConnection<Sqlite>;
+
+/// A day number no real date reaches: stands for "never" inside MIN().
+const NEVER: i64 = 1 << 40;
+
+impl SqliteStore {
+    pub(super) async fn run_segments(
+        &self,
+        plan: &SegmentPlan,
+    ) -> Result<SegmentOutcome, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_calendar(&mut conn, plan).await?;
+        let mut outcome = SegmentOutcome::default();
+        let started = std::time::Instant::now();
+        let (recomputed, changed) = phase_a(&mut conn, plan).await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            recomputed,
+            changed,
+            "order figures"
+        );
+        outcome.recomputed = recomputed;
+        outcome.changed = changed;
+        let started = std::time::Instant::now();
+        let (changed, transitions) = phase_b(&mut conn, plan).await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            changed,
+            transitions,
+            "scores, stages and tiers"
+        );
+        outcome.changed += changed;
+        outcome.transitions += transitions;
+        let started = std::time::Instant::now();
+        outcome.transitions += phase_c(&mut conn, plan).await?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
+        sqlx::query("PRAGMA optimize").execute(&mut *conn).await?;
+        Ok(outcome)
+    }
+
+    pub(super) async fn sizes(&self) -> Result<Vec<SegmentSize>, StoreError> {
+        let mut out = Vec::new();
+        for (column, kind, names) in [
+            ("lifecycle", SegmentKind::Lifecycle, &STAGES[..]),
+            ("value_tier", SegmentKind::Tier, &TIERS[..]),
+        ] {
+            let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {column}, count(*) FROM customer_attributes GROUP BY {column}"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(shared::sizes_in_order(kind, names, rows));
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT segment, count(*) FROM segment_memberships GROUP BY segment ORDER BY segment",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        out.extend(rows.into_iter().map(|(segment, n)| SegmentSize {
+            segment,
+            kind: SegmentKind::Custom,
+            customers: u64::try_from(n).unwrap_or(0),
+        }));
+        Ok(out)
+    }
+
+    pub(super) async fn profile(
+        &self,
+        id: &CustomerId,
+        plan: &SegmentPlan,
+    ) -> Result<Option<CustomerProfile>, StoreError> {
+        let row = sqlx::query(
+            r#"SELECT a.*, c.store_code, c.tags, c.birth_month, c.birth_day
+               FROM customer_attributes a JOIN customers c ON c.id = a.customer_id
+               WHERE a.customer_id = ?"#,
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let attributes = attributes_from_row(&row, plan)?;
+        let memberships = sqlx::query(
+            "SELECT segment, entered_at FROM segment_memberships WHERE customer_id = ? ORDER BY segment",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Membership {
+                segment: r.try_get("segment")?,
+                entered_at: from_ms("segment_memberships", r.try_get("entered_at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let transitions = sqlx::query(
+            r#"SELECT segment, change, at FROM segment_transitions WHERE customer_id = ?
+               ORDER BY at DESC, id DESC LIMIT ?"#,
+        )
+        .bind(id.as_str())
+        .bind(PROFILE_TRANSITIONS)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Transition {
+                segment: r.try_get("segment")?,
+                change: r.try_get("change")?,
+                at: from_ms("segment_transitions", r.try_get("at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(CustomerProfile {
+            attributes,
+            memberships,
+            transitions,
+        }))
+    }
+}
+
+fn attributes_from_row(
+    row: &SqliteRow,
+    plan: &SegmentPlan,
+) -> Result<CustomerAttributes, StoreError> {
+    let t = "customer_attributes";
+    let opt_ms = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        row.try_get::<Option<i64>, _>(col)?
+            .map(|v| from_ms(t, v))
+            .transpose()
+    };
+    let store: Option<String> = row.try_get("store_code")?;
+    let tags: String = row.try_get("tags")?;
+    let month: Option<i64> = row.try_get("birth_month")?;
+    let day: Option<i64> = row.try_get("birth_day")?;
+    let today = plan.day_of(store.as_deref().unwrap_or("")).today;
+    let last_order_day: Option<i64> = row.try_get("last_order_day")?;
+    let joined_at = from_ms(t, row.try_get("joined_at")?)?;
+    Ok(CustomerAttributes {
+        customer_id: row.try_get("customer_id")?,
+        tags: crate::domain::Tags::from_db(&tags)
+            .iter()
+            .map(str::to_owned)
+            .collect(),
+        today,
+        joined_at,
+        days_since_joined: shared::days_since(plan, store.as_deref().unwrap_or(""), joined_at),
+        recency_days: last_order_day.map(|d| today - d),
+        order_count: row.try_get("order_count")?,
+        total_spent_fen: row.try_get("total_spent_fen")?,
+        avg_order_value_fen: row.try_get("avg_order_fen")?,
+        order_count_90d: row.try_get("order_count_90d")?,
+        spent_90d_fen: row.try_get("spent_90d_fen")?,
+        spent_365d_fen: row.try_get("spent_365d_fen")?,
+        first_order_at: opt_ms("first_order_at")?,
+        last_order_at: opt_ms("last_order_at")?,
+        first_order_day: row.try_get("first_order_day")?,
+        last_order_day,
+        favorite_daypart: row.try_get("favorite_daypart")?,
+        r_score: row.try_get("r_score")?,
+        f_score: row.try_get("f_score")?,
+        m_score: row.try_get("m_score")?,
+        rfm: row.try_get("rfm")?,
+        lifecycle: row.try_get("lifecycle")?,
+        value_tier: row.try_get("value_tier")?,
+        days_to_birthday: shared::days_to_birthday(plan, today, month, day),
+        computed_at: from_ms(t, row.try_get("computed_at")?)?,
+        store,
+    })
+}
+
+/// Fill the per-connection `seg_today` and `seg_birthdays` tables.
+async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
+         offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, at_risk_since INTEGER NOT NULL, \
+         lapsed_since INTEGER NOT NULL)",
+        "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today INTEGER NOT NULL, month INTEGER NOT NULL, \
+         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))",
+        "DELETE FROM seg_today",
+        "DELETE FROM seg_birthdays",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    let mut tx = conn.begin().await?;
+    for d in &plan.days {
+        sqlx::query("INSERT INTO seg_today VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&d.store_key)
+            .bind(d.today)
+            .bind(d.offset_ms)
+            .bind(ms(d.new_since))
+            .bind(ms(d.active_since))
+            .bind(ms(d.at_risk_since))
+            .bind(ms(d.lapsed_since))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for b in &plan.birthdays {
+        sqlx::query("INSERT INTO seg_birthdays VALUES (?, ?, ?, ?)")
+            .bind(b.today)
+            .bind(i64::from(b.month))
+            .bind(i64::from(b.day))
+            .bind(b.days)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Walk the ids of `table.column` (optionally filtered) in key order, `size`
+/// at a time: returns the upper bound of the batch after `lo`.
+async fn next_bound(
+    conn: &mut Conn,
+    table: &str,
+    lo: &str,
+    size: usize,
+) -> Result<Option<String>, StoreError> {
+    let offset = i64::try_from(size.max(1) - 1).unwrap_or(0);
+    let sql = format!("SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?");
+    let hit: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(lo)
+        .bind(offset)
+        .fetch_optional(&mut **conn)
+        .await?;
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    let sql = format!("SELECT max(id) FROM {table} WHERE id > ?");
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(lo)
+        .fetch_one(&mut **conn)
+        .await?)
+}
+
+fn phase_a_sql(plan: &SegmentPlan) -> String {
+    let d = &plan.rules.dayparts;
+    let vis = "o.local_date <= t.today";
+    let in90 = format!("{vis} AND o.local_date > t.today - {RECENT_WINDOW_DAYS}");
+    let in365 = format!("{vis} AND o.local_date > t.today - {TIER_WINDOW_DAYS}");
+    // Refunds (negative amounts) count in the money figures only: they are
+    // not visits, so they move neither the order counts nor the dates.
+    let ord = format!("{vis} AND o.amount_fen >= 0");
+    let ord90 = format!("{in90} AND o.amount_fen >= 0");
+    let part = |from: u16, to: u16| {
+        format!(
+            "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
+        )
+    };
+    let incremental = match plan.mode {
+        RecomputeMode::Full => "",
+        RecomputeMode::Incremental => {
+            "AND c.id IN (SELECT id FROM seg_todo WHERE id > ? AND id <= ?)"
+        }
+    };
+    format!(
+        r#"INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day, order_count,
+    total_spent_fen, avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen,
+    first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart,
+    next_change_day, computed_day, computed_at)
+SELECT id, store_key, joined_at, joined_day, n, spent,
+    CASE WHEN n > 0 THEN CAST(ROUND(CAST(spent AS REAL) / n) AS INTEGER) END,
+    n90, s90, s365, first_at, last_at, first_day, last_day,
+    CASE WHEN n = 0 THEN NULL
+         WHEN dm >= dn AND dm >= da AND dm >= n - dm - dn - da THEN 'morning'
+         WHEN dn >= da AND dn >= n - dm - dn - da THEN 'noon'
+         WHEN da >= n - dm - dn - da THEN 'afternoon'
+         ELSE 'evening' END,
+    NULLIF(MIN(COALESCE(min90 + {RECENT_WINDOW_DAYS}, {NEVER}), COALESCE(min365 + {TIER_WINDOW_DAYS}, {NEVER}),
+               COALESCE(future, {NEVER})), {NEVER}),
+    today, ?
+FROM (
+    SELECT c.id AS id, t.store_key AS store_key, COALESCE(c.joined_at, c.created_at) AS joined_at,
+        (COALESCE(c.joined_at, c.created_at) + t.offset_ms) / 86400000 AS joined_day,
+        t.today AS today,
+        count(o.id) FILTER (WHERE {ord}) AS n,
+        COALESCE(sum(o.amount_fen) FILTER (WHERE {vis}), 0) AS spent,
+        count(o.id) FILTER (WHERE {ord90}) AS n90,
+        COALESCE(sum(o.amount_fen) FILTER (WHERE {in90}), 0) AS s90,
+        COALESCE(sum(o.amount_fen) FILTER (WHERE {in365}), 0) AS s365,
+        min(o.ordered_at) FILTER (WHERE {ord}) AS first_at,
+        max(o.ordered_at) FILTER (WHERE {ord}) AS last_at,
+        min(o.local_date) FILTER (WHERE {ord}) AS first_day,
+        max(o.local_date) FILTER (WHERE {ord}) AS last_day,
+        min(o.local_date) FILTER (WHERE {in90}) AS min90,
+        min(o.local_date) FILTER (WHERE {in365}) AS min365,
+        min(o.local_date) FILTER (WHERE o.local_date > t.today) AS future,
+        {dm} AS dm, {dn} AS dn, {da} AS da
+    FROM customers c
+    JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
+    LEFT JOIN orders o ON o.customer_id = c.id
+    WHERE c.id > ? AND c.id <= ? {incremental}
+    GROUP BY c.id
+) WHERE true
+ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
+    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
+    order_count = excluded.order_count,
+    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
+    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
+    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
+    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
+    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
+    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
+    computed_at = excluded.computed_at
+WHERE customer_attributes.store_key IS NOT excluded.store_key
+    OR customer_attributes.joined_at IS NOT excluded.joined_at
+    OR customer_attributes.joined_day IS NOT excluded.joined_day
+    OR customer_attributes.order_count IS NOT excluded.order_count
+    OR customer_attributes.total_spent_fen IS NOT excluded.total_spent_fen
+    OR customer_attributes.order_count_90d IS NOT excluded.order_count_90d
+    OR customer_attributes.spent_90d_fen IS NOT excluded.spent_90d_fen
+    OR customer_attributes.spent_365d_fen IS NOT excluded.spent_365d_fen
+    OR customer_attributes.first_order_at IS NOT excluded.first_order_at
+    OR customer_attributes.last_order_at IS NOT excluded.last_order_at
+    OR customer_attributes.first_order_day IS NOT excluded.first_order_day
+    OR customer_attributes.last_order_day IS NOT excluded.last_order_day
+    OR customer_attributes.favorite_daypart IS NOT excluded.favorite_daypart
+    OR customer_attributes.next_change_day IS NOT excluded.next_change_day"#,
+        dm = part(d.morning, d.noon),
+        dn = part(d.noon, d.afternoon),
+        da = part(d.afternoon, d.evening),
+    )
+}
+
+/// Phase A: order figures. Returns (customers recomputed, rows changed).
+async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    let driver = match plan.mode {
+        RecomputeMode::Full => "customers",
+        RecomputeMode::Incremental => {
+            for sql in [
+                "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
+                "DELETE FROM seg_todo",
+            ] {
+                sqlx::query(sql).execute(&mut **conn).await?;
+            }
+            sqlx::query("INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty")
+                .execute(&mut **conn)
+                .await?;
+            sqlx::query(
+                r#"INSERT OR IGNORE INTO seg_todo
+                   SELECT a.customer_id FROM customer_attributes a
+                   JOIN seg_today t ON t.store_key = a.store_key
+                   WHERE a.next_change_day <= ? AND a.next_change_day <= t.today"#,
+            )
+            .bind(plan.max_today())
+            .execute(&mut **conn)
+            .await?;
+            "seg_todo"
+        }
+    };
+    let sql = phase_a_sql(plan);
+    let mut lo = String::new();
+    let (mut recomputed, mut changed) = (0u64, 0u64);
+    while let Some(hi) = next_bound(conn, driver, &lo, plan.batch_size).await? {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(ms(plan.now))
+            .bind(&lo)
+            .bind(&hi);
+        if plan.mode == RecomputeMode::Incremental {
+            q = q.bind(&lo).bind(&hi);
+        }
+        changed += q.execute(&mut *tx).await?.rows_affected();
+        let cleared = match plan.mode {
+            RecomputeMode::Full => {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM customers WHERE id > ? AND id <= ?")
+                        .bind(&lo)
+                        .bind(&hi)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                sqlx::query("DELETE FROM segment_dirty WHERE customer_id > ? AND customer_id <= ?")
+                    .bind(&lo)
+                    .bind(&hi)
+                    .execute(&mut *tx)
+                    .await?;
+                n
+            }
+            RecomputeMode::Incremental => {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM seg_todo WHERE id > ? AND id <= ?")
+                        .bind(&lo)
+                        .bind(&hi)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    r#"DELETE FROM segment_dirty WHERE customer_id IN
+                       (SELECT id FROM seg_todo WHERE id > ? AND id <= ?)"#,
+                )
+                .bind(&lo)
+                .bind(&hi)
+                .execute(&mut *tx)
+                .await?;
+                n
+            }
+        };
+        tx.commit().await?;
+        recomputed += u64::try_from(cleared).unwrap_or(0);
+        lo = hi;
+    }
+    Ok((recomputed, changed))
+}
+
+/// Phase B: scores, stages and tiers for everyone (see `segments_sql`), the
+/// changed rows written in batches with their transitions. Returns (rows
+/// changed, transitions).
+async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    for sql in [
+        "DROP TABLE IF EXISTS temp.seg_thr".to_owned(),
+        "DROP TABLE IF EXISTS temp.seg_changes".to_owned(),
+        segments_sql::thresholds(plan),
+        segments_sql::changes(plan, Dialect::Sqlite),
+        "CREATE UNIQUE INDEX temp.seg_changes_id ON seg_changes (id)".to_owned(),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+    }
+    let now = ms(plan.now);
+    let (mut changed, mut transitions) = (0u64, 0u64);
+    let mut lo = String::new();
+    let (tsql, usql) = (
+        segments_sql::transitions(Dialect::Sqlite),
+        segments_sql::apply_changes(Dialect::Sqlite),
+    );
+    while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.batch_size).await? {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        transitions += sqlx::query(AssertSqlSafe(tsql.clone()))
+            .bind(now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        changed += sqlx::query(AssertSqlSafe(usql.clone()))
+            .bind(now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        lo = hi;
+    }
+    for sql in ["DROP TABLE temp.seg_thr", "DROP TABLE temp.seg_changes"] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    Ok((changed, transitions))
+}
+
+async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {
+    let now = ms(plan.now);
+    let mut transitions = 0u64;
+    for segment in &plan.custom {
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT PRIMARY KEY) WITHOUT ROWID",
+            "DELETE FROM seg_members",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+        let mut ph = Placeholders::starting_at(1);
+        let filter = segment.expr.to_sql(Dialect::Sqlite, &mut ph);
+        let params = ph.into_params();
+        let sql = format!(
+            r#"INSERT INTO seg_members SELECT c.id FROM customers c
+               JOIN customer_attributes a ON a.customer_id = c.id
+               JOIN seg_today t ON t.store_key = a.store_key
+               WHERE {filter}"#
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind_params(&params)
+            .execute(&mut **conn)
+            .await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        transitions += apply_members(&mut tx, &segment.name, now).await?;
+        tx.commit().await?;
+    }
+    for name in &plan.removed {
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT PRIMARY KEY) WITHOUT ROWID",
+            "DELETE FROM seg_members",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        transitions += apply_members(&mut tx, name, now).await?;
+        tx.commit().await?;
+    }
+    Ok(transitions)
+}
+
+/// Make `segment`'s membership equal to `seg_members`, recording each change.
+async fn apply_members(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    segment: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut transitions = sqlx::query(
+        r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
+           SELECT m.id, ?, 'entered', ? FROM seg_members m
+           WHERE NOT EXISTS (SELECT 1 FROM segment_memberships s
+                             WHERE s.segment = ? AND s.customer_id = m.id)"#,
+    )
+    .bind(segment)
+    .bind(now)
+    .bind(segment)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    transitions += sqlx::query(
+        r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
+           SELECT s.customer_id, s.segment, 'left', ? FROM segment_memberships s
+           WHERE s.segment = ? AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#,
+    )
+    .bind(now)
+    .bind(segment)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        r#"DELETE FROM segment_memberships WHERE segment = ?
+           AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = segment_memberships.customer_id)"#,
+    )
+    .bind(segment)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO segment_memberships (segment, customer_id, entered_at) SELECT ?, id, ? FROM seg_members",
+    )
+    .bind(segment)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(transitions)
+}

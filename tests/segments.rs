@@ -1,0 +1,571 @@
+//! The segments job on hand-made shops where the right answer is known. Each
+//! test runs on SQLite, and on PostgreSQL when OUTREACH_TEST_DATABASE_URL is set.
+
+mod common;
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use outreach::domain::{
+    Birthday, Consent, Customer, CustomerId, Money, Order, OrderId, StoreCode, StoreInfo, Tags,
+};
+use outreach::segments::attributes::{CustomerAttributes, SegmentKind};
+use outreach::segments::{CustomerProfile, RecomputeMode, SegmentRunReport, job};
+use outreach::store::SharedStore;
+
+const SHANGHAI: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn store_info(code: &str, tz: chrono_tz::Tz) -> StoreInfo {
+    StoreInfo {
+        code: StoreCode::parse(code).unwrap(),
+        name: format!("{code} 店"),
+        sms_signature: "早安包子铺".into(),
+        timezone: tz,
+    }
+}
+
+fn customer(id: &str, store: &str, joined: &str) -> Customer {
+    Customer {
+        id: CustomerId::parse(id).unwrap(),
+        name: None,
+        phone: None,
+        email: None,
+        wechat_openid: None,
+        birthday: None,
+        store: Some(StoreCode::parse(store).unwrap()),
+        tags: Tags::default(),
+        sms_opt_in: Consent::Unknown,
+        email_opt_in: Consent::Unknown,
+        wechat_opt_in: Consent::Unknown,
+        joined_at: Some(t(joined)),
+    }
+}
+
+fn order(id: &str, customer: &str, store: &StoreInfo, at: &str, yuan: &str) -> Order {
+    let ordered_at = t(at);
+    Order {
+        id: OrderId::parse(id).unwrap(),
+        customer_id: CustomerId::parse(customer).unwrap(),
+        store: store.code.clone(),
+        amount: Money::parse_yuan(yuan).unwrap(),
+        ordered_at,
+        local_time: Order::local_time_in(ordered_at, store.timezone),
+        coupon_code: None,
+    }
+}
+
+async fn run_in(
+    store: &SharedStore,
+    dir: &Path,
+    now: &str,
+    mode: RecomputeMode,
+) -> SegmentRunReport {
+    job::run(store.as_ref(), dir, SHANGHAI, t(now), mode)
+        .await
+        .expect("segments job")
+}
+
+async fn run(store: &SharedStore, now: &str, mode: RecomputeMode) -> SegmentRunReport {
+    run_in(store, Path::new("/nonexistent-campaigns"), now, mode).await
+}
+
+async fn profile(store: &SharedStore, id: &str, now: &str) -> CustomerProfile {
+    profile_in(store, Path::new("/nonexistent-campaigns"), id, now).await
+}
+
+async fn profile_in(store: &SharedStore, dir: &Path, id: &str, now: &str) -> CustomerProfile {
+    let file = job::load_file(store.as_ref(), dir).await.unwrap();
+    let plan = job::plan(store.as_ref(), &file, SHANGHAI, t(now), RecomputeMode::Full)
+        .await
+        .unwrap();
+    store
+        .customer_profile(&CustomerId::parse(id).unwrap(), &plan)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no profile for {id}"))
+}
+
+async fn attrs(store: &SharedStore, id: &str, now: &str) -> CustomerAttributes {
+    profile(store, id, now).await.attributes
+}
+
+/// Ten customers with 1..=10 orders of ¥10 each, two with no orders.
+async fn ten_buyers(store: &SharedStore) -> StoreInfo {
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(std::slice::from_ref(&sh), t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut customers: Vec<Customer> = (1..=10)
+        .map(|i| customer(&format!("C{i:02}"), "SH-001", "2025-01-01T00:00:00+08:00"))
+        .collect();
+    customers.push(customer("N1", "SH-001", "2025-01-01T00:00:00+08:00"));
+    customers.push(customer("N2", "SH-001", "2026-11-20T09:00:00+08:00"));
+    store
+        .upsert_customers(&customers, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut orders = Vec::new();
+    for i in 1..=10u32 {
+        for k in 0..i {
+            // Customer i's last order is i days before 2026-11-23, at 08:00.
+            let day = 23 - i64::from(i) - i64::from(k) * 3;
+            let at = (t("2026-11-23T08:00:00+08:00") - Duration::days(23 - day)).to_rfc3339();
+            orders.push(order(
+                &format!("O{i:02}-{k:02}"),
+                &format!("C{i:02}"),
+                &sh,
+                &at,
+                "10",
+            ));
+        }
+    }
+    store
+        .upsert_orders(&orders, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    sh
+}
+
+const NOW: &str = "2026-11-23T12:00:00+08:00";
+
+async fn quintiles_follow_rank_and_ties_share_a_score(store: SharedStore) {
+    ten_buyers(&store).await;
+    run(&store, NOW, RecomputeMode::Full).await;
+    // F: ten buyers ranked by order count; rank r (1 = fewest) scores 1 + 5(r-1)/10.
+    for i in 1..=10i64 {
+        let a = attrs(&store, &format!("C{i:02}"), NOW).await;
+        assert_eq!(a.order_count, i);
+        assert_eq!(a.total_spent_fen, i * 1000);
+        assert_eq!(a.f_score, Some(1 + (i - 1) / 2), "C{i:02} f");
+        assert_eq!(a.m_score, a.f_score, "C{i:02} m");
+        // R: C01 ordered most recently (1 day ago) and scores best.
+        assert_eq!(a.recency_days, Some(i));
+        assert_eq!(a.r_score, Some(1 + (10 - i) / 2), "C{i:02} r");
+        assert_eq!(
+            a.rfm.as_deref(),
+            Some(
+                format!(
+                    "{}{}{}",
+                    a.r_score.unwrap(),
+                    a.f_score.unwrap(),
+                    a.m_score.unwrap()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(a.favorite_daypart.as_deref(), Some("morning"));
+        assert_eq!(a.lifecycle, "active");
+    }
+    // Ties: give C03 a fourth ¥10 order (now tied with C04 on count and spend).
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_orders(
+            &[order(
+                "O03-extra",
+                "C03",
+                &sh,
+                "2026-10-01T08:00:00+08:00",
+                "10",
+            )],
+            t("2026-11-23T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    run(&store, NOW, RecomputeMode::Full).await;
+    let c3 = attrs(&store, "C03", NOW).await;
+    let c4 = attrs(&store, "C04", NOW).await;
+    assert_eq!(c3.order_count, 4);
+    assert_eq!(c3.f_score, c4.f_score, "tied counts share a score");
+    assert_eq!(c3.m_score, c4.m_score, "tied spend shares a score");
+    // Ranks 3 and 4 tie at rank 3: score 1 + 5*2/10 = 2.
+    assert_eq!(c4.f_score, Some(2));
+}
+
+async fn customers_without_orders_have_no_scores(store: SharedStore) {
+    ten_buyers(&store).await;
+    run(&store, NOW, RecomputeMode::Full).await;
+    let n1 = attrs(&store, "N1", NOW).await;
+    assert_eq!(n1.order_count, 0);
+    assert_eq!(n1.total_spent_fen, 0);
+    assert_eq!(n1.recency_days, None);
+    assert_eq!(
+        (n1.r_score, n1.f_score, n1.m_score, n1.rfm.clone()),
+        (None, None, None, None)
+    );
+    assert_eq!(n1.favorite_daypart, None);
+    assert_eq!(n1.avg_order_value_fen, None);
+    assert_eq!(n1.value_tier, "regular");
+    // Joined nearly two years ago and never ordered: churned.
+    assert_eq!(n1.lifecycle, "churned");
+    // Joined three days ago: new.
+    assert_eq!(attrs(&store, "N2", NOW).await.lifecycle, "new");
+}
+
+async fn value_tiers_rank_the_last_365_days(store: SharedStore) {
+    ten_buyers(&store).await;
+    run(&store, NOW, RecomputeMode::Full).await;
+    // 12 customers in the store: VIP = ranks with (r-1)*100 < 10*12, i.e. r <= 2;
+    // core: (r-1)*100 < 40*12, i.e. r <= 5.
+    let tier = |a: CustomerAttributes| a.value_tier;
+    assert_eq!(tier(attrs(&store, "C10", NOW).await), "vip");
+    assert_eq!(tier(attrs(&store, "C09", NOW).await), "vip");
+    assert_eq!(tier(attrs(&store, "C08", NOW).await), "core");
+    assert_eq!(tier(attrs(&store, "C06", NOW).await), "core");
+    assert_eq!(tier(attrs(&store, "C05", NOW).await), "regular");
+    let sizes = store.segment_sizes().await.unwrap();
+    let size = |name: &str| sizes.iter().find(|s| s.segment == name).unwrap().customers;
+    assert_eq!(size("vip"), 2);
+    assert_eq!(size("core"), 3);
+    assert_eq!(size("regular"), 7);
+    assert_eq!(size("active"), 10);
+    assert_eq!(size("new"), 1);
+    assert_eq!(size("churned"), 1);
+    assert_eq!(size("lapsed"), 0);
+    assert!(
+        sizes
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Lifecycle)
+            .count()
+            == 5
+    );
+}
+
+async fn refunds_reduce_spend_but_are_not_visits(store: SharedStore) {
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(std::slice::from_ref(&sh), t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .upsert_customers(
+            &[customer("R1", "SH-001", "2025-01-01T00:00:00+08:00")],
+            t("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_orders(
+            &[
+                order("A", "R1", &sh, "2026-09-01T12:00:00+08:00", "30.50"),
+                order("B", "R1", &sh, "2026-11-20T19:00:00+08:00", "-10.25"),
+            ],
+            t("2026-11-21T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    run(&store, NOW, RecomputeMode::Full).await;
+    let a = attrs(&store, "R1", NOW).await;
+    assert_eq!(a.order_count, 1);
+    assert_eq!(a.total_spent_fen, 2025);
+    assert_eq!(a.avg_order_value_fen, Some(2025));
+    assert_eq!(a.last_order_at, Some(t("2026-09-01T12:00:00+08:00")));
+    assert_eq!(a.favorite_daypart.as_deref(), Some("noon"));
+    assert_eq!(a.recency_days, Some(83));
+    assert_eq!(a.lifecycle, "lapsed");
+}
+
+async fn thirty_days_ago_at_2359_local_is_still_active(store: SharedStore) {
+    let sh = store_info("SH-001", SHANGHAI);
+    let syd = store_info("SYD-001", chrono_tz::Australia::Sydney);
+    store
+        .upsert_stores(&[sh.clone(), syd.clone()], t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .upsert_customers(
+            &[
+                customer("A30", "SH-001", "2025-01-01T00:00:00+08:00"),
+                customer("A31", "SH-001", "2025-01-01T00:00:00+08:00"),
+                customer("S30", "SYD-001", "2025-01-01T00:00:00+11:00"),
+            ],
+            t("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_orders(
+            &[
+                // Exactly 30 local days before 2026-11-23, a minute before midnight.
+                order("a30", "A30", &sh, "2026-10-24T23:59:00+08:00", "12"),
+                // A minute later it is 30 days before the 24th: 31 days ago today.
+                order("a31", "A31", &sh, "2026-10-23T23:59:00+08:00", "12"),
+                // Sydney: 30 local days before Sydney's today.
+                order("s30", "S30", &syd, "2026-10-25T23:59:00+11:00", "12"),
+            ],
+            t("2026-11-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    // 2026-11-23 23:30 Shanghai = 2026-11-24 02:30 Sydney (UTC+11).
+    let now = "2026-11-23T23:30:00+08:00";
+    run(&store, now, RecomputeMode::Full).await;
+    let a30 = attrs(&store, "A30", now).await;
+    assert_eq!(a30.recency_days, Some(30));
+    assert_eq!(a30.lifecycle, "active");
+    assert_eq!(a30.favorite_daypart.as_deref(), Some("evening"));
+    let a31 = attrs(&store, "A31", now).await;
+    assert_eq!(a31.recency_days, Some(31));
+    assert_eq!(a31.lifecycle, "at_risk");
+    // In Sydney it is already the 24th: the order of the 25th (local) is 30 days ago.
+    let s30 = attrs(&store, "S30", now).await;
+    assert_eq!(s30.recency_days, Some(30));
+    assert_eq!(s30.lifecycle, "active");
+    // A minute after Sydney's midnight plus one day, it is 31 days.
+    let later = "2026-11-24T21:01:00+08:00";
+    run(&store, later, RecomputeMode::Full).await;
+    assert_eq!(attrs(&store, "S30", later).await.lifecycle, "at_risk");
+    assert_eq!(attrs(&store, "A30", later).await.lifecycle, "at_risk");
+}
+
+async fn stage_changes_are_recorded_as_transitions(store: SharedStore) {
+    ten_buyers(&store).await;
+    run(&store, NOW, RecomputeMode::Full).await;
+    let p = profile(&store, "C10", NOW).await;
+    assert!(
+        p.transitions
+            .iter()
+            .any(|t| t.segment == "lifecycle:active" && t.change == "entered")
+    );
+    // Running again at the same time changes nothing and records nothing.
+    let again = run(&store, NOW, RecomputeMode::Full).await;
+    assert_eq!((again.outcome.changed, again.outcome.transitions), (0, 0));
+    // 25 days later C10 (last order 10 days before NOW) is 35 days out: at risk.
+    let later = "2026-12-18T12:00:00+08:00";
+    run(&store, later, RecomputeMode::Incremental).await;
+    let p = profile(&store, "C10", later).await;
+    assert_eq!(p.attributes.lifecycle, "at_risk");
+    let newest: Vec<(String, String)> = p
+        .transitions
+        .iter()
+        .filter(|t| t.at == chrono::DateTime::parse_from_rfc3339(later).unwrap())
+        .map(|t| (t.segment.clone(), t.change.clone()))
+        .collect();
+    assert!(
+        newest.contains(&("lifecycle:active".into(), "left".into())),
+        "{newest:?}"
+    );
+    assert!(
+        newest.contains(&("lifecycle:at_risk".into(), "entered".into())),
+        "{newest:?}"
+    );
+}
+
+/// Every customer's attributes and memberships, for comparing runs.
+async fn snapshot(store: &SharedStore, ids: &[String], now: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in ids {
+        let mut p = profile(store, id, now).await;
+        p.attributes.computed_at = DateTime::<Utc>::MIN_UTC;
+        out.push(format!(
+            "{:?} {:?}",
+            p.attributes,
+            p.memberships.iter().map(|m| &m.segment).collect::<Vec<_>>()
+        ));
+    }
+    out
+}
+
+async fn incremental_and_full_give_identical_results(store: SharedStore) {
+    let sh = ten_buyers(&store).await;
+    let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
+    ids.extend(["N1".into(), "N2".into(), "L1".into()]);
+    store
+        .upsert_customers(
+            &[customer("L1", "SH-001", "2024-01-01T00:00:00+08:00")],
+            t("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    // L1: an order 80 days ago (inside the 90-day window, which it leaves later),
+    // and one dated in the future (it becomes current later).
+    store
+        .upsert_orders(
+            &[
+                order("l1-a", "L1", &sh, "2026-09-04T07:30:00+08:00", "25"),
+                order("l1-b", "L1", &sh, "2026-12-30T15:00:00+08:00", "18"),
+            ],
+            t("2026-11-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    run(&store, NOW, RecomputeMode::Full).await;
+    let mut step = 0;
+    for (now, new_orders) in [
+        (
+            "2026-11-24T12:00:00+08:00",
+            vec![("C05", "2026-11-24T09:00:00+08:00", "16")],
+        ),
+        (
+            "2026-12-05T12:00:00+08:00",
+            vec![("N1", "2026-12-01T10:00:00+08:00", "40")],
+        ),
+        ("2027-01-02T12:00:00+08:00", vec![]),
+        (
+            "2027-03-01T12:00:00+08:00",
+            vec![("C01", "2027-02-28T18:00:00+08:00", "-5")],
+        ),
+        ("2027-12-01T12:00:00+08:00", vec![]),
+    ] {
+        step += 1;
+        let orders: Vec<Order> = new_orders
+            .iter()
+            .enumerate()
+            .map(|(k, (c, at, y))| order(&format!("new-{step}-{k}"), c, &sh, at, y))
+            .collect();
+        store.upsert_orders(&orders, t(now)).await.unwrap();
+        let inc = run(&store, now, RecomputeMode::Incremental).await;
+        assert_eq!(inc.mode, RecomputeMode::Incremental, "step {step}");
+        if step == 1 {
+            assert_eq!(inc.outcome.recomputed, 1, "only C05 has a new order");
+        }
+        let after_incremental = snapshot(&store, &ids, now).await;
+        let full = run(&store, now, RecomputeMode::Full).await;
+        assert_eq!(
+            (full.outcome.changed, full.outcome.transitions),
+            (0, 0),
+            "step {step}: a full run after the incremental one changed something"
+        );
+        assert_eq!(
+            after_incremental,
+            snapshot(&store, &ids, now).await,
+            "step {step}"
+        );
+    }
+    // The windows really moved: L1's September order left the 90-day window.
+    let l1 = attrs(&store, "L1", "2027-12-01T12:00:00+08:00").await;
+    assert_eq!(l1.order_count, 2);
+    assert_eq!(l1.order_count_90d, 0);
+    assert_eq!(l1.spent_365d_fen, 1800);
+}
+
+async fn birthdays_count_down_in_local_days(store: SharedStore) {
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(std::slice::from_ref(&sh), t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut leap = customer("B29", "SH-001", "2025-01-01T00:00:00+08:00");
+    leap.birthday = Some(Birthday::parse("02-29").unwrap());
+    let mut today = customer("B23", "SH-001", "2025-01-01T00:00:00+08:00");
+    today.birthday = Some(Birthday::parse("1990-11-23").unwrap());
+    store
+        .upsert_customers(&[leap, today], t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    run(&store, NOW, RecomputeMode::Full).await;
+    assert_eq!(attrs(&store, "B23", NOW).await.days_to_birthday, Some(0));
+    // 2027 is common: Feb 29 is celebrated on 2027-02-28, 97 days after 2026-11-23.
+    assert_eq!(attrs(&store, "B29", NOW).await.days_to_birthday, Some(97));
+}
+
+async fn custom_segments_track_entries_and_exits(store: SharedStore) {
+    ten_buyers(&store).await;
+    let mut veg = customer("V1", "SH-001", "2025-01-01T00:00:00+08:00");
+    veg.tags = Tags::parse("vegetarian;student").unwrap();
+    store
+        .upsert_customers(&[veg], t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        "segments:\n  frequent: \"order_count >= 8 and favorite_daypart == 'morning'\"\n  \
+         veggies: \"tags contains 'vegetarian'\"\n  big: \"total_spent >= 90 and store in ['SH-001']\"\n  \
+         soon: \"recency_days <= 3\"\n",
+    )
+    .unwrap();
+    let first = run_in(&store, dir.path(), NOW, RecomputeMode::Full).await;
+    assert!(first.outcome.transitions > 0);
+    let sizes = store.segment_sizes().await.unwrap();
+    let size = |name: &str| {
+        sizes
+            .iter()
+            .find(|s| s.segment == name)
+            .map_or(0, |s| s.customers)
+    };
+    assert_eq!(size("frequent"), 3, "C08, C09, C10");
+    assert_eq!(size("veggies"), 1);
+    assert_eq!(size("big"), 2, "¥90 and ¥100");
+    assert_eq!(size("soon"), 3, "C01..C03");
+    let p = profile_in(&store, dir.path(), "C10", NOW).await;
+    let names: Vec<&str> = p.memberships.iter().map(|m| m.segment.as_str()).collect();
+    assert_eq!(names, ["big", "frequent"]);
+    // Two days later C02 and C03 are no longer within 3 days: they leave "soon".
+    let later = "2026-11-25T12:00:00+08:00";
+    run_in(&store, dir.path(), later, RecomputeMode::Incremental).await;
+    let p = profile_in(&store, dir.path(), "C03", later).await;
+    assert!(
+        p.transitions
+            .iter()
+            .any(|t| t.segment == "soon" && t.change == "left"),
+        "{:?}",
+        p.transitions
+    );
+    assert!(p.memberships.is_empty());
+    // A segment removed from the file: its members leave it.
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        "segments:\n  veggies: \"tags contains 'vegetarian'\"\n",
+    )
+    .unwrap();
+    let again = run_in(&store, dir.path(), later, RecomputeMode::Full).await;
+    assert_eq!(
+        again.outcome.transitions,
+        3 + 2 + 1,
+        "frequent, big and soon emptied"
+    );
+    let sizes = store.segment_sizes().await.unwrap();
+    assert!(
+        sizes
+            .iter()
+            .all(|s| s.segment != "frequent" && s.segment != "big")
+    );
+}
+
+async fn a_broken_segments_file_changes_nothing(store: SharedStore) {
+    ten_buyers(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        "segments:\n  x: \"order_cnt >= 1\"\n",
+    )
+    .unwrap();
+    let err = job::run(
+        store.as_ref(),
+        dir.path(),
+        SHANGHAI,
+        t(NOW),
+        RecomputeMode::Full,
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("segments.yaml:2:7"), "{text}");
+    assert!(text.contains("did you mean 'order_count'"), "{text}");
+    assert!(
+        store
+            .segment_sizes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.customers == 0)
+    );
+}
+
+store_contract!(
+    custom_segments_track_entries_and_exits,
+    a_broken_segments_file_changes_nothing,
+    quintiles_follow_rank_and_ties_share_a_score,
+    customers_without_orders_have_no_scores,
+    value_tiers_rank_the_last_365_days,
+    refunds_reduce_spend_but_are_not_visits,
+    thirty_days_ago_at_2359_local_is_still_active,
+    stage_changes_are_recorded_as_transitions,
+    incremental_and_full_give_identical_results,
+    birthdays_count_down_in_local_days,
+);
