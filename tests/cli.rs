@@ -278,3 +278,145 @@ async fn import_and_demo_work_on_postgres() {
     assert!(out.contains("1 new, 1 updated"), "{out}");
     db.cleanup().await;
 }
+
+/// The repository's own campaigns/segments.yaml, copied into `dir/campaigns`.
+fn with_repo_segments(dir: &Path) {
+    std::fs::create_dir_all(dir.join("campaigns")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/segments.yaml"),
+        dir.join("campaigns/segments.yaml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn segments_job_sizes_and_one_customer_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    with_repo_segments(dir.path());
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["demo", "--seed-only", "--customers", "600", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    // Before any run there is nothing to show, and the message says what to do.
+    let (code, _, err) = run(outreach(dir.path()).args(["segments", "--now", NOW]));
+    assert_eq!(code, 1);
+    assert!(err.contains("outreach jobs run segments"), "{err}");
+
+    let (code, out, err) =
+        run(outreach(dir.path())
+            .args(["jobs", "run", "segments", "--now", NOW, "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["mode"], "full");
+    assert_eq!(report["recomputed"], 600);
+
+    let (code, out, err) =
+        run(outreach(dir.path()).args(["segments", "--now", NOW, "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let sizes: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(sizes["customers"], 600);
+    let list = sizes["segments"].as_array().unwrap();
+    let size = |name: &str| {
+        list.iter()
+            .find(|s| s["segment"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {out}"))["customers"]
+            .as_u64()
+            .unwrap()
+    };
+    // The demo shop shows every stage and tier.
+    for name in [
+        "new", "active", "at_risk", "lapsed", "churned", "vip", "core", "regular",
+    ] {
+        assert!(size(name) > 0, "{name} is empty: {out}");
+    }
+    assert!(size("morning_regulars") > 0, "{out}");
+    let stages: u64 = ["new", "active", "at_risk", "lapsed", "churned"]
+        .iter()
+        .map(|s| size(s))
+        .sum();
+    assert_eq!(stages, 600);
+
+    let (code, table, err) = run(outreach(dir.path()).args(["segments", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("at_risk") && table.contains("morning_regulars"),
+        "{table}"
+    );
+
+    let (code, out, err) =
+        run(outreach(dir.path()).args(["segments", "--customer", "C0000001", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "lifecycle",
+        "recency_days",
+        "favorite_daypart",
+        "segments",
+        "recent transitions",
+        "entered",
+    ] {
+        assert!(out.contains(needle), "{needle} missing:\n{out}");
+    }
+    let (code, out, _) = run(outreach(dir.path()).args([
+        "segments",
+        "--customer",
+        "C0000001",
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0);
+    let p: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        p["segments"][0]["why"].as_str().unwrap().len() > 10,
+        "{out}"
+    );
+
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["segments", "--customer", "nobody", "--now", NOW]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no customer with id nobody"), "{err}");
+
+    // An incremental run right after changes nothing.
+    let (code, out, err) = run(outreach(dir.path()).args([
+        "jobs",
+        "run",
+        "segments",
+        "--incremental",
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["mode"], "incremental");
+    assert_eq!(report["changed"], 0);
+}
+
+#[test]
+fn a_bad_segments_file_is_reported_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("campaigns")).unwrap();
+    std::fs::write(
+        dir.path().join("campaigns/segments.yaml"),
+        "segments:\n  regulars: \"order_cnt >= 3 and favorite_daypart == 'brunch'\"\n",
+    )
+    .unwrap();
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["demo", "--seed-only", "--customers", "50", "--now", NOW]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(outreach(dir.path()).args(["jobs", "run", "segments", "--now", NOW]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("campaigns/segments.yaml:2:14: segment regulars:"),
+        "{err}"
+    );
+    assert!(err.contains("order_count"), "{err}");
+    assert!(err.contains("did not run"), "{err}");
+    let (code, _, err) = run(outreach(dir.path()).args(["jobs", "run", "nightly", "--now", NOW]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown job \"nightly\"; known jobs: segments"),
+        "{err}"
+    );
+}

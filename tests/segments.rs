@@ -356,10 +356,10 @@ async fn stage_changes_are_recorded_as_transitions(store: SharedStore) {
 }
 
 /// Every customer's attributes and memberships, for comparing runs.
-async fn snapshot(store: &SharedStore, ids: &[String], now: &str) -> Vec<String> {
+async fn snapshot_in(store: &SharedStore, dir: &Path, ids: &[String], now: &str) -> Vec<String> {
     let mut out = Vec::new();
     for id in ids {
-        let mut p = profile(store, id, now).await;
+        let mut p = profile_in(store, dir, id, now).await;
         p.attributes.computed_at = DateTime::<Utc>::MIN_UTC;
         out.push(format!(
             "{:?} {:?}",
@@ -393,7 +393,16 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         )
         .await
         .unwrap();
-    run(&store, NOW, RecomputeMode::Full).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        "segments:\n  soon: \"recency_days <= 3\"\n  veg: \"tags contains 'vegetarian'\"\n  \
+         big: \"total_spent >= 50\"\n  champ: \"r_score >= 4 and f_score >= 4\"\n  \
+         party: \"days_to_birthday <= 10\"\n",
+    )
+    .unwrap();
+    let dir = dir.path();
+    run_in(&store, dir, NOW, RecomputeMode::Full).await;
     let mut step = 0;
     for (now, new_orders) in [
         (
@@ -418,13 +427,20 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
             .map(|(k, (c, at, y))| order(&format!("new-{step}-{k}"), c, &sh, at, y))
             .collect();
         store.upsert_orders(&orders, t(now)).await.unwrap();
-        let inc = run(&store, now, RecomputeMode::Incremental).await;
+        if step == 2 {
+            // A tag and a birthday change: custom segments must follow.
+            let mut n2 = customer("N2", "SH-001", "2026-11-20T09:00:00+08:00");
+            n2.tags = Tags::parse("vegetarian").unwrap();
+            n2.birthday = Some(Birthday::parse("12-10").unwrap());
+            store.upsert_customers(&[n2], t(now)).await.unwrap();
+        }
+        let inc = run_in(&store, dir, now, RecomputeMode::Incremental).await;
         assert_eq!(inc.mode, RecomputeMode::Incremental, "step {step}");
         if step == 1 {
             assert_eq!(inc.outcome.recomputed, 1, "only C05 has a new order");
         }
-        let after_incremental = snapshot(&store, &ids, now).await;
-        let full = run(&store, now, RecomputeMode::Full).await;
+        let after_incremental = snapshot_in(&store, dir, &ids, now).await;
+        let full = run_in(&store, dir, now, RecomputeMode::Full).await;
         assert_eq!(
             (full.outcome.changed, full.outcome.transitions),
             (0, 0),
@@ -432,10 +448,15 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         );
         assert_eq!(
             after_incremental,
-            snapshot(&store, &ids, now).await,
+            snapshot_in(&store, dir, &ids, now).await,
             "step {step}"
         );
     }
+    let sizes = store.segment_sizes().await.unwrap();
+    assert!(
+        sizes.iter().any(|s| s.segment == "veg" && s.customers == 1),
+        "{sizes:?}"
+    );
     // The windows really moved: L1's September order left the 90-day window.
     let l1 = attrs(&store, "L1", "2027-12-01T12:00:00+08:00").await;
     assert_eq!(l1.order_count, 2);

@@ -39,6 +39,29 @@ CREATE TABLE customer_attributes (
 CREATE INDEX customer_attributes_due ON customer_attributes (next_change_day)
     WHERE next_change_day IS NOT NULL;
 
+-- Incremental runs find customers whose stage moves with the date, or whose
+-- score moves with a threshold, by range.
+CREATE INDEX customer_attributes_recency ON customer_attributes (store_key, last_order_day);
+CREATE INDEX customer_attributes_frequency ON customer_attributes (store_key, order_count);
+CREATE INDEX customer_attributes_monetary ON customer_attributes (store_key, total_spent_fen);
+CREATE INDEX customer_attributes_spend_365d ON customer_attributes (store_key, spent_365d_fen);
+CREATE INDEX customer_attributes_joined ON customer_attributes (store_key, joined_at);
+
+-- What the last run ranked with, per store key: its calendar and thresholds.
+-- An incremental run re-ranks only customers between the old and new values.
+CREATE TABLE segment_run_state (
+    store_key     TEXT COLLATE "C" PRIMARY KEY,
+    today         BIGINT NOT NULL,
+    new_since     TIMESTAMPTZ NOT NULL,
+    active_since  TIMESTAMPTZ NOT NULL,
+    at_risk_since TIMESTAMPTZ NOT NULL,
+    lapsed_since  TIMESTAMPTZ NOT NULL,
+    r1 BIGINT NOT NULL, r2 BIGINT NOT NULL, r3 BIGINT NOT NULL, r4 BIGINT NOT NULL,
+    f1 BIGINT NOT NULL, f2 BIGINT NOT NULL, f3 BIGINT NOT NULL, f4 BIGINT NOT NULL,
+    m1 BIGINT NOT NULL, m2 BIGINT NOT NULL, m3 BIGINT NOT NULL, m4 BIGINT NOT NULL,
+    t1 BIGINT NOT NULL, t2 BIGINT NOT NULL
+);
+
 -- Membership of custom segments (lifecycle and value tier are columns above).
 CREATE TABLE segment_memberships (
     segment     TEXT COLLATE "C" NOT NULL,

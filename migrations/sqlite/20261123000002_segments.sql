@@ -40,12 +40,27 @@ CREATE INDEX customer_attributes_due ON customer_attributes (next_change_day)
     WHERE next_change_day IS NOT NULL;
 -- Per-store distributions for the quintile and tier thresholds: a GROUP BY
 -- over one of these is an index scan instead of a sort of every customer.
-CREATE INDEX customer_attributes_recency ON customer_attributes (store_key, last_order_day)
-    WHERE last_order_day IS NOT NULL;
-CREATE INDEX customer_attributes_frequency ON customer_attributes (store_key, order_count)
-    WHERE order_count > 0;
+CREATE INDEX customer_attributes_recency ON customer_attributes (store_key, last_order_day);
+CREATE INDEX customer_attributes_frequency ON customer_attributes (store_key, order_count);
 CREATE INDEX customer_attributes_monetary ON customer_attributes (store_key, total_spent_fen, order_count);
 CREATE INDEX customer_attributes_spend_365d ON customer_attributes (store_key, spent_365d_fen);
+-- Incremental runs find customers whose stage moves with the date by range.
+CREATE INDEX customer_attributes_joined ON customer_attributes (store_key, joined_at);
+
+-- What the last run ranked with, per store key: its calendar and thresholds.
+-- An incremental run re-ranks only customers between the old and new values.
+CREATE TABLE segment_run_state (
+    store_key     TEXT PRIMARY KEY,
+    today         INTEGER NOT NULL,
+    new_since     INTEGER NOT NULL,
+    active_since  INTEGER NOT NULL,
+    at_risk_since INTEGER NOT NULL,
+    lapsed_since  INTEGER NOT NULL,
+    r1 INTEGER NOT NULL, r2 INTEGER NOT NULL, r3 INTEGER NOT NULL, r4 INTEGER NOT NULL,
+    f1 INTEGER NOT NULL, f2 INTEGER NOT NULL, f3 INTEGER NOT NULL, f4 INTEGER NOT NULL,
+    m1 INTEGER NOT NULL, m2 INTEGER NOT NULL, m3 INTEGER NOT NULL, m4 INTEGER NOT NULL,
+    t1 INTEGER NOT NULL, t2 INTEGER NOT NULL
+);
 
 -- Membership of custom segments (lifecycle and value tier are columns above).
 CREATE TABLE segment_memberships (
@@ -93,7 +108,7 @@ CREATE TRIGGER customers_dirty_on_insert AFTER INSERT ON customers BEGIN
     INSERT INTO segment_dirty (customer_id) SELECT NEW.id
         WHERE NOT EXISTS (SELECT 1 FROM segment_dirty WHERE customer_id = NEW.id);
 END;
-CREATE TRIGGER customers_dirty_on_update AFTER UPDATE OF store_code, joined_at ON customers BEGIN
+CREATE TRIGGER customers_dirty_on_update AFTER UPDATE ON customers BEGIN
     INSERT INTO segment_dirty (customer_id) SELECT NEW.id
         WHERE NOT EXISTS (SELECT 1 FROM segment_dirty WHERE customer_id = NEW.id);
 END;

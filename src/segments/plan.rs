@@ -78,6 +78,10 @@ pub struct SegmentPlan {
     pub removed: Vec<String>,
     /// Customers per write transaction.
     pub batch_size: usize,
+    /// The previous run's custom segments (name → expression).
+    previous_custom: BTreeMap<String, String>,
+    /// Whether any store's local date differs from the previous run's.
+    today_moved: bool,
 }
 
 /// What the last completed run leaves behind for the next one.
@@ -88,7 +92,10 @@ pub struct SegmentState {
     pub days: BTreeMap<String, (String, i64)>,
     /// The daypart boundaries, as written.
     pub dayparts: String,
-    pub custom: Vec<String>,
+    /// The lifecycle and tier rules, as a stable string.
+    pub rules: String,
+    /// Custom segment name → its expression.
+    pub custom: BTreeMap<String, String>,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -126,6 +133,10 @@ impl StoreDay {
             lapsed_since: since(l.lapsed_within_days),
         }
     }
+}
+
+fn rules_fingerprint(rules: &SegmentRules) -> String {
+    format!("{:?} {:?}", rules.lifecycle, rules.tiers)
 }
 
 /// Days from each local `today` to the next celebration of every month-day,
@@ -185,12 +196,19 @@ impl SegmentPlan {
         let removed = previous
             .map(|p| {
                 p.custom
-                    .iter()
+                    .keys()
                     .filter(|name| file.custom(name).is_none())
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
+        let today_moved = previous.is_none_or(|p| {
+            days.iter().any(|d| {
+                p.days
+                    .get(&d.store_key)
+                    .is_none_or(|(_, day)| *day != d.today)
+            })
+        });
         let mut plan = SegmentPlan {
             mode: requested,
             full_reason: None,
@@ -201,6 +219,8 @@ impl SegmentPlan {
             custom: file.custom.clone(),
             removed,
             batch_size: 50_000,
+            previous_custom: previous.map(|p| p.custom.clone()).unwrap_or_default(),
+            today_moved,
         };
         if requested == RecomputeMode::Incremental
             && let Some(reason) = plan.incremental_blocker(previous)
@@ -221,6 +241,9 @@ impl SegmentPlan {
         }
         if prev.dayparts != self.rules.dayparts.to_string() {
             return Some("the dayparts changed".into());
+        }
+        if prev.rules != rules_fingerprint(&self.rules) {
+            return Some("the lifecycle or value-tier rules changed".into());
         }
         for d in &self.days {
             match prev.days.get(&d.store_key) {
@@ -247,9 +270,25 @@ impl SegmentPlan {
                 .map(|d| (d.store_key.clone(), (d.tz.name().to_owned(), d.today)))
                 .collect(),
             dayparts: self.rules.dayparts.to_string(),
-            custom: self.custom.iter().map(|c| c.name.clone()).collect(),
+            rules: rules_fingerprint(&self.rules),
+            custom: self
+                .custom
+                .iter()
+                .map(|c| (c.name.clone(), c.expr.source().to_owned()))
+                .collect(),
             finished_at,
         }
+    }
+
+    /// Whether a custom segment must be evaluated over every customer: in a
+    /// full run, for a new or changed definition, and when it reads a
+    /// date-dependent attribute and the date moved. Otherwise only the
+    /// customers this run re-ranked can have entered or left it.
+    pub fn evaluate_all(&self, segment: &CustomSegment) -> bool {
+        self.mode == RecomputeMode::Full
+            || self.previous_custom.get(&segment.name).map(String::as_str)
+                != Some(segment.expr.source())
+            || (segment.expr.depends_on_today() && self.today_moved)
     }
 
     /// The calendar of a store key (falls back to the default zone's).

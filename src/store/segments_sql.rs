@@ -82,9 +82,86 @@ GROUP BY t.store_key"#,
     )
 }
 
+/// The columns each threshold of `seg_thr` applies to.
+const THRESHOLD_COLUMNS: [(&str, &str); 14] = [
+    ("r1", "last_order_day"),
+    ("r2", "last_order_day"),
+    ("r3", "last_order_day"),
+    ("r4", "last_order_day"),
+    ("f1", "order_count"),
+    ("f2", "order_count"),
+    ("f3", "order_count"),
+    ("f4", "order_count"),
+    ("m1", "total_spent_fen"),
+    ("m2", "total_spent_fen"),
+    ("m3", "total_spent_fen"),
+    ("m4", "total_spent_fen"),
+    ("t1", "spent_365d_fen"),
+    ("t2", "spent_365d_fen"),
+];
+
+/// Statements that fill `seg_cand` (an empty table of ids) with every
+/// customer an incremental run must re-rank: those recomputed from their
+/// orders (`seg_todo`), those whose value lies between a threshold's old and
+/// new position, and those whose stage may have moved with the date since the
+/// previous run (`segment_run_state`). Anyone else keeps score, stage and tier.
+pub fn candidates(plan: &SegmentPlan, dialect: Dialect) -> Vec<String> {
+    let (insert, tail, least, greatest) = match dialect {
+        Dialect::Sqlite => ("INSERT OR IGNORE INTO seg_cand (id)", "", "min", "max"),
+        Dialect::Postgres => (
+            "INSERT INTO seg_cand (id)",
+            " ON CONFLICT DO NOTHING",
+            "LEAST",
+            "GREATEST",
+        ),
+    };
+    let mut out = vec![format!("{insert} SELECT id FROM seg_todo{tail}")];
+    for (thr, col) in THRESHOLD_COLUMNS {
+        out.push(format!(
+            "{insert} SELECT a.customer_id FROM segment_run_state p \
+             JOIN seg_thr s ON s.store_key = p.store_key AND s.{thr} <> p.{thr} \
+             JOIN customer_attributes a ON a.store_key = p.store_key \
+              AND a.{col} >= {least}(p.{thr}, s.{thr}) AND a.{col} < {greatest}(p.{thr}, s.{thr}){tail}"
+        ));
+    }
+    let l = &plan.rules.lifecycle;
+    for days in [
+        l.active_within_days,
+        l.at_risk_within_days,
+        l.lapsed_within_days,
+    ] {
+        out.push(format!(
+            "{insert} SELECT a.customer_id FROM segment_run_state p \
+             JOIN seg_today t ON t.store_key = p.store_key AND t.today <> p.today \
+             JOIN customer_attributes a ON a.store_key = p.store_key \
+              AND a.last_order_day >= p.today - {days} AND a.last_order_day < t.today - {days}{tail}"
+        ));
+    }
+    for since in ["new_since", "active_since", "at_risk_since", "lapsed_since"] {
+        out.push(format!(
+            "{insert} SELECT a.customer_id FROM segment_run_state p \
+             JOIN seg_today t ON t.store_key = p.store_key AND t.{since} <> p.{since} \
+             JOIN customer_attributes a ON a.store_key = p.store_key \
+              AND a.joined_at >= p.{since} AND a.joined_at < t.{since}{tail}"
+        ));
+    }
+    out
+}
+
+/// Statements recording this run's calendar and thresholds for the next one.
+pub fn save_state() -> [&'static str; 2] {
+    [
+        "DELETE FROM segment_run_state",
+        "INSERT INTO segment_run_state SELECT t.store_key, t.today, t.new_since, t.active_since, \
+         t.at_risk_since, t.lapsed_since, s.r1, s.r2, s.r3, s.r4, s.f1, s.f2, s.f3, s.f4, \
+         s.m1, s.m2, s.m3, s.m4, s.t1, s.t2 FROM seg_today t JOIN seg_thr s ON s.store_key = t.store_key",
+    ]
+}
+
 /// `CREATE TEMP TABLE seg_changes`: customers whose scores, stage or tier
-/// differ from what is stored, with old and new values.
-pub fn changes(plan: &SegmentPlan, dialect: Dialect) -> String {
+/// differ from what is stored, with old and new values; only among
+/// `seg_cand` when `restricted`.
+pub fn changes(plan: &SegmentPlan, dialect: Dialect, restricted: bool) -> String {
     let l = &plan.rules.lifecycle;
     let score = |col: &str, m: &str| {
         let steps: Vec<String> = (1..=4)
@@ -115,12 +192,22 @@ SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
              WHEN {at_risk} THEN 'at_risk'
              WHEN {lapsed} THEN 'lapsed'
              ELSE 'churned' END AS stage
-    FROM customer_attributes a
+    FROM {source}
     JOIN seg_today t ON t.store_key = a.store_key
     JOIN seg_thr s ON s.store_key = a.store_key
 ) x
 WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
    OR old_stage <> stage OR old_tier <> tier"#,
+        // SQLite's CROSS JOIN keeps the (few) candidates as the outer loop.
+        source = match (restricted, dialect) {
+            (true, Dialect::Sqlite) => {
+                "seg_cand x0 CROSS JOIN customer_attributes a ON a.customer_id = x0.id"
+            }
+            (true, Dialect::Postgres) => {
+                "seg_cand x0 JOIN customer_attributes a ON a.customer_id = x0.id"
+            }
+            (false, _) => "customer_attributes a",
+        },
         r = score("last_order_day", "r"),
         f = score("order_count", "f"),
         m = score("total_spent_fen", "m"),

@@ -277,11 +277,13 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
             "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
         )
     };
-    let incremental = match plan.mode {
-        RecomputeMode::Full => "",
-        RecomputeMode::Incremental => {
-            "AND c.id IN (SELECT id FROM seg_todo WHERE id > $2 AND id <= $3)"
-        }
+    // Incremental runs are driven by the (few) ids in seg_todo.
+    let (from, range) = match plan.mode {
+        RecomputeMode::Full => ("customers c", "c.id > $2 AND c.id <= $3"),
+        RecomputeMode::Incremental => (
+            "seg_todo s JOIN customers c ON c.id = s.id",
+            "s.id > $2 AND s.id <= $3",
+        ),
     };
     format!(
         r#"INSERT INTO customer_attributes AS ca (customer_id, store_key, joined_at, joined_day, order_count,
@@ -302,7 +304,7 @@ FROM (
     SELECT c.id AS id, t.store_key AS store_key, COALESCE(c.joined_at, c.created_at) AS joined_at,
         (COALESCE(c.joined_at, c.created_at) AT TIME ZONE t.tz)::date - DATE '1970-01-01' AS joined_day,
         t.today AS today, x.*
-    FROM customers c
+    FROM {from}
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
     CROSS JOIN LATERAL (
         SELECT count(*) FILTER (WHERE {ord}) AS n,
@@ -320,7 +322,7 @@ FROM (
             {dm} AS dm, {dn} AS dn, {da} AS da
         FROM orders o WHERE o.customer_id = c.id
     ) x
-    WHERE c.id > $2 AND c.id <= $3 {incremental}
+    WHERE {range}
 ) agg
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     joined_at = excluded.joined_at, joined_day = excluded.joined_day,
@@ -427,12 +429,25 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
 }
 
 async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    let restricted = plan.mode == RecomputeMode::Incremental;
     for sql in [
         "DROP TABLE IF EXISTS pg_temp.seg_thr".to_owned(),
         "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
+        "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT COLLATE \"C\" PRIMARY KEY)".to_owned(),
+        "TRUNCATE seg_cand".to_owned(),
         segments_sql::thresholds(plan),
         "ANALYZE seg_thr".to_owned(),
-        segments_sql::changes(plan, Dialect::Postgres),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+    }
+    if restricted {
+        for sql in segments_sql::candidates(plan, Dialect::Postgres) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+        }
+        sqlx::query("ANALYZE seg_cand").execute(&mut **conn).await?;
+    }
+    for sql in [
+        segments_sql::changes(plan, Dialect::Postgres, restricted),
         "CREATE UNIQUE INDEX ON seg_changes (id)".to_owned(),
         "ANALYZE seg_changes".to_owned(),
     ] {
@@ -463,6 +478,11 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         tx.commit().await?;
         lo = hi;
     }
+    let mut tx = conn.begin().await?;
+    for sql in segments_sql::save_state() {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
     for sql in [
         "DROP TABLE pg_temp.seg_thr",
         "DROP TABLE pg_temp.seg_changes",
@@ -485,8 +505,14 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
         let mut ph = Placeholders::starting_at(1);
         let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
         let params = ph.into_params();
+        let all = plan.evaluate_all(segment);
+        let from = if all {
+            "customers c"
+        } else {
+            "seg_cand x JOIN customers c ON c.id = x.id"
+        };
         let sql = format!(
-            r#"INSERT INTO seg_members SELECT c.id FROM customers c
+            r#"INSERT INTO seg_members SELECT c.id FROM {from}
                JOIN customer_attributes a ON a.customer_id = c.id
                JOIN seg_today t ON t.store_key = a.store_key
                WHERE {filter}"#
@@ -499,7 +525,7 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
             .execute(&mut **conn)
             .await?;
         let mut tx = conn.begin().await?;
-        transitions += apply_members(&mut tx, &segment.name, plan.now).await?;
+        transitions += apply_members(&mut tx, &segment.name, plan.now, all).await?;
         tx.commit().await?;
     }
     for name in &plan.removed {
@@ -507,7 +533,7 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
             sqlx::query(sql).execute(&mut **conn).await?;
         }
         let mut tx = conn.begin().await?;
-        transitions += apply_members(&mut tx, name, plan.now).await?;
+        transitions += apply_members(&mut tx, name, plan.now, true).await?;
         tx.commit().await?;
     }
     Ok(transitions)
@@ -517,15 +543,21 @@ async fn apply_members(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     segment: &str,
     now: chrono::DateTime<chrono::Utc>,
+    all: bool,
 ) -> Result<u64, StoreError> {
-    let mut transitions = sqlx::query(
+    let scope = if all {
+        ""
+    } else {
+        "AND s.customer_id IN (SELECT id FROM seg_cand)"
+    };
+    let mut transitions = sqlx::query(AssertSqlSafe(format!(
         r#"WITH gone AS (
-               DELETE FROM segment_memberships s WHERE s.segment = $1
+               DELETE FROM segment_memberships s WHERE s.segment = $1 {scope}
                AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)
                RETURNING s.customer_id)
            INSERT INTO segment_transitions (customer_id, segment, change, at)
-           SELECT customer_id, $1, 'left', $2 FROM gone"#,
-    )
+           SELECT customer_id, $1, 'left', $2 FROM gone"#
+    )))
     .bind(segment)
     .bind(now)
     .execute(&mut **tx)

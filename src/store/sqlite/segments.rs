@@ -270,11 +270,13 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
             "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
         )
     };
-    let incremental = match plan.mode {
-        RecomputeMode::Full => "",
-        RecomputeMode::Incremental => {
-            "AND c.id IN (SELECT id FROM seg_todo WHERE id > ? AND id <= ?)"
-        }
+    // Incremental runs are driven by the (few) ids in seg_todo.
+    let (from, range) = match plan.mode {
+        RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?"),
+        RecomputeMode::Incremental => (
+            "seg_todo x CROSS JOIN customers c ON c.id = x.id",
+            "x.id > ? AND x.id <= ?",
+        ),
     };
     format!(
         r#"INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day, order_count,
@@ -309,10 +311,10 @@ FROM (
         min(o.local_date) FILTER (WHERE {in365}) AS min365,
         min(o.local_date) FILTER (WHERE o.local_date > t.today) AS future,
         {dm} AS dm, {dn} AS dn, {da} AS da
-    FROM customers c
+    FROM {from}
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
     LEFT JOIN orders o ON o.customer_id = c.id
-    WHERE c.id > ? AND c.id <= ? {incremental}
+    WHERE {range}
     GROUP BY c.id
 ) WHERE true
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
@@ -376,14 +378,13 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     let (mut recomputed, mut changed) = (0u64, 0u64);
     while let Some(hi) = next_bound(conn, driver, &lo, plan.batch_size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
+        changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(ms(plan.now))
             .bind(&lo)
-            .bind(&hi);
-        if plan.mode == RecomputeMode::Incremental {
-            q = q.bind(&lo).bind(&hi);
-        }
-        changed += q.execute(&mut *tx).await?.rows_affected();
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let cleared = match plan.mode {
             RecomputeMode::Full => {
                 let n: i64 =
@@ -428,11 +429,25 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
 /// changed rows written in batches with their transitions. Returns (rows
 /// changed, transitions).
 async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    let restricted = plan.mode == RecomputeMode::Incremental;
     for sql in [
-        "DROP TABLE IF EXISTS temp.seg_thr".to_owned(),
-        "DROP TABLE IF EXISTS temp.seg_changes".to_owned(),
-        segments_sql::thresholds(plan),
-        segments_sql::changes(plan, Dialect::Sqlite),
+        "DROP TABLE IF EXISTS temp.seg_thr",
+        "DROP TABLE IF EXISTS temp.seg_changes",
+        "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT PRIMARY KEY) WITHOUT ROWID",
+        "DELETE FROM seg_cand",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    sqlx::query(AssertSqlSafe(segments_sql::thresholds(plan)))
+        .execute(&mut **conn)
+        .await?;
+    if restricted {
+        for sql in segments_sql::candidates(plan, Dialect::Sqlite) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+        }
+    }
+    for sql in [
+        segments_sql::changes(plan, Dialect::Sqlite, restricted),
         "CREATE UNIQUE INDEX temp.seg_changes_id ON seg_changes (id)".to_owned(),
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
@@ -463,6 +478,11 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         tx.commit().await?;
         lo = hi;
     }
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for sql in segments_sql::save_state() {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
     for sql in ["DROP TABLE temp.seg_thr", "DROP TABLE temp.seg_changes"] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
@@ -482,8 +502,14 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
         let mut ph = Placeholders::starting_at(1);
         let filter = segment.expr.to_sql(Dialect::Sqlite, &mut ph);
         let params = ph.into_params();
+        let all = plan.evaluate_all(segment);
+        let from = if all {
+            "customers c"
+        } else {
+            "seg_cand x CROSS JOIN customers c ON c.id = x.id"
+        };
         let sql = format!(
-            r#"INSERT INTO seg_members SELECT c.id FROM customers c
+            r#"INSERT INTO seg_members SELECT c.id FROM {from}
                JOIN customer_attributes a ON a.customer_id = c.id
                JOIN seg_today t ON t.store_key = a.store_key
                WHERE {filter}"#
@@ -493,7 +519,7 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
             .execute(&mut **conn)
             .await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        transitions += apply_members(&mut tx, &segment.name, now).await?;
+        transitions += apply_members(&mut tx, &segment.name, now, all).await?;
         tx.commit().await?;
     }
     for name in &plan.removed {
@@ -504,18 +530,25 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
             sqlx::query(sql).execute(&mut **conn).await?;
         }
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        transitions += apply_members(&mut tx, name, now).await?;
+        transitions += apply_members(&mut tx, name, now, true).await?;
         tx.commit().await?;
     }
     Ok(transitions)
 }
 
-/// Make `segment`'s membership equal to `seg_members`, recording each change.
+/// Make `segment`'s membership equal to `seg_members` (among `seg_cand`
+/// only, unless `all`), recording each change.
 async fn apply_members(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     segment: &str,
     now: i64,
+    all: bool,
 ) -> Result<u64, StoreError> {
+    let scope = if all {
+        ""
+    } else {
+        "AND s.customer_id IN (SELECT id FROM seg_cand)"
+    };
     let mut transitions = sqlx::query(
         r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT m.id, ?, 'entered', ? FROM seg_members m
@@ -528,20 +561,21 @@ async fn apply_members(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    transitions += sqlx::query(
+    transitions += sqlx::query(AssertSqlSafe(format!(
         r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT s.customer_id, s.segment, 'left', ? FROM segment_memberships s
-           WHERE s.segment = ? AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#,
-    )
+           WHERE s.segment = ? {scope}
+             AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#
+    )))
     .bind(now)
     .bind(segment)
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    sqlx::query(
-        r#"DELETE FROM segment_memberships WHERE segment = ?
-           AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = segment_memberships.customer_id)"#,
-    )
+    sqlx::query(AssertSqlSafe(format!(
+        r#"DELETE FROM segment_memberships AS s WHERE s.segment = ? {scope}
+           AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#
+    )))
     .bind(segment)
     .execute(&mut **tx)
     .await?;
