@@ -26,7 +26,7 @@ fn as_int(dialect: Dialect, cond: &str) -> String {
 /// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
 /// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
 /// (vip) and `t2` (core).
-pub fn thresholds(plan: &SegmentPlan) -> String {
+pub fn thresholds(plan: &SegmentPlan, dialect: Dialect) -> String {
     let tiers = &plan.rules.tiers;
     let mut cols = Vec::new();
     for m in ["r", "f", "m"] {
@@ -44,17 +44,7 @@ pub fn thresholds(plan: &SegmentPlan) -> String {
     format!(
         r#"CREATE TEMP TABLE seg_thr AS
 WITH hist AS (
-    SELECT 'r' AS metric, store_key, last_order_day AS v, count(*) AS n
-      FROM customer_attributes WHERE last_order_day IS NOT NULL GROUP BY store_key, last_order_day
-    UNION ALL
-    SELECT 'f', store_key, order_count, count(*)
-      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, order_count
-    UNION ALL
-    SELECT 'm', store_key, total_spent_fen, count(*)
-      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, total_spent_fen
-    UNION ALL
-    SELECT 't', store_key, spent_365d_fen, count(*)
-      FROM customer_attributes GROUP BY store_key, spent_365d_fen
+{hist}
 ),
 cum AS (
     SELECT metric, store_key, v, n,
@@ -76,10 +66,50 @@ q AS (
 SELECT t.store_key, {cols}
 FROM seg_today t LEFT JOIN q ON q.store_key = t.store_key
 GROUP BY t.store_key"#,
+        hist = histograms(dialect),
         vip = tiers.vip_top_percent,
         vip_core = tiers.vip_top_percent + tiers.core_next_percent,
         cols = cols.join(",\n    "),
     )
+}
+
+/// Each store's histogram of recency (last order day), frequency and money
+/// among customers who ordered, and of 365-day spend among all: rows of
+/// (metric, store_key, v, n). SQLite reads each from its index; PostgreSQL
+/// hashes all four in one pass with grouping sets.
+fn histograms(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            r#"    SELECT 'r' AS metric, store_key, last_order_day AS v, count(*) AS n
+      FROM customer_attributes WHERE last_order_day IS NOT NULL GROUP BY store_key, last_order_day
+    UNION ALL
+    SELECT 'f', store_key, order_count, count(*)
+      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, order_count
+    UNION ALL
+    SELECT 'm', store_key, total_spent_fen, count(*)
+      FROM customer_attributes WHERE order_count > 0 GROUP BY store_key, total_spent_fen
+    UNION ALL
+    SELECT 't', store_key, spent_365d_fen, count(*)
+      FROM customer_attributes GROUP BY store_key, spent_365d_fen"#
+        }
+        Dialect::Postgres => {
+            r#"    SELECT metric, store_key, v, n FROM (
+        SELECT store_key,
+            CASE WHEN GROUPING(last_order_day) = 0 THEN 'r'
+                 WHEN GROUPING(order_count) = 0 THEN 'f'
+                 WHEN GROUPING(total_spent_fen) = 0 THEN 'm'
+                 ELSE 't' END AS metric,
+            COALESCE(last_order_day::bigint, order_count::bigint, total_spent_fen, spent_365d_fen) AS v,
+            buyer, count(*) AS n
+        FROM (SELECT store_key, last_order_day, order_count, total_spent_fen, spent_365d_fen,
+                     order_count > 0 AS buyer FROM customer_attributes) c
+        GROUP BY GROUPING SETS ((store_key, last_order_day), (store_key, order_count),
+                                (store_key, total_spent_fen, buyer), (store_key, spent_365d_fen))
+    ) g
+    WHERE (metric = 'r' AND v IS NOT NULL) OR (metric = 'f' AND v > 0)
+       OR (metric = 'm' AND buyer) OR metric = 't'"#
+        }
+    }
 }
 
 /// The columns each threshold of `seg_thr` applies to.

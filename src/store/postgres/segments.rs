@@ -435,7 +435,7 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
         "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT COLLATE \"C\" PRIMARY KEY)".to_owned(),
         "TRUNCATE seg_cand".to_owned(),
-        segments_sql::thresholds(plan),
+        segments_sql::thresholds(plan, Dialect::Postgres),
         "ANALYZE seg_thr".to_owned(),
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;

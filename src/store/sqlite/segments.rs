@@ -438,9 +438,12 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    sqlx::query(AssertSqlSafe(segments_sql::thresholds(plan)))
-        .execute(&mut **conn)
-        .await?;
+    sqlx::query(AssertSqlSafe(segments_sql::thresholds(
+        plan,
+        Dialect::Sqlite,
+    )))
+    .execute(&mut **conn)
+    .await?;
     if restricted {
         for sql in segments_sql::candidates(plan, Dialect::Sqlite) {
             sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
