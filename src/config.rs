@@ -120,9 +120,9 @@ const DEFAULTS: Defaults = Defaults {
 const DEFAULT_FILE: &str = "outreach.toml";
 
 /// Environment variables with this prefix are configuration, except the ones
-/// the test suite reads for itself.
+/// the test suite and the benchmarks read for themselves.
 const ENV_PREFIX: &str = "OUTREACH_";
-const ENV_NOT_CONFIG: &[&str] = &["test_database_url", "log"];
+const ENV_NOT_CONFIG: &[&str] = &["test_database_url", "bench_pg_url", "log"];
 
 impl Settings {
     /// Load from `path` (must exist) or `./outreach.toml` (optional), then the environment.

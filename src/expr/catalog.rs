@@ -213,6 +213,12 @@ impl Attr {
         self.info().sql
     }
 
+    /// Whether the SQL reads the customer record (`c.`), not only the
+    /// computed attributes (`a.`, `t.`): queries may then skip that join.
+    pub fn reads_customer_record(self) -> bool {
+        matches!(self, Attr::Tags | Attr::Store | Attr::DaysToBirthday)
+    }
+
     /// One line of English for help and error output.
     pub fn description(self) -> &'static str {
         self.info().description

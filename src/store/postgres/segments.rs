@@ -506,14 +506,19 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
         let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
         let params = ph.into_params();
         let all = plan.evaluate_all(segment);
-        let from = if all {
-            "customers c"
-        } else {
-            "seg_cand x JOIN customers c ON c.id = x.id"
+        // Most expressions read only computed attributes: scan those alone.
+        let customer_row = segment.expr.attributes().any(|a| a.reads_customer_record());
+        let from = match (all, customer_row) {
+            (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id",
+            (true, false) => "customer_attributes a",
+            (false, true) => {
+                "seg_cand x JOIN customers c ON c.id = x.id \
+                 JOIN customer_attributes a ON a.customer_id = c.id"
+            }
+            (false, false) => "seg_cand x JOIN customer_attributes a ON a.customer_id = x.id",
         };
         let sql = format!(
-            r#"INSERT INTO seg_members SELECT c.id FROM {from}
-               JOIN customer_attributes a ON a.customer_id = c.id
+            r#"INSERT INTO seg_members SELECT a.customer_id FROM {from}
                JOIN seg_today t ON t.store_key = a.store_key
                WHERE {filter}"#
         );

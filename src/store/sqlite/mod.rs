@@ -159,6 +159,23 @@ fn full_order_sql() -> &'static str {
     SQL.get_or_init(|| multi_row_sql(ORDER_HEAD, ORDER_COLS, ROWS_PER_STATEMENT, ORDER_TAIL))
 }
 
+/// Mark customers for the next incremental segments run (see the segments
+/// migration: inserts are marked here, updates and deletes by triggers).
+async fn mark_dirty<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let distinct: std::collections::BTreeSet<&str> = ids.collect();
+    sqlx::query(
+        "INSERT INTO segment_dirty (customer_id) SELECT value FROM json_each(?1) WHERE true \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(json_array(distinct.into_iter()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
@@ -328,6 +345,7 @@ impl Store for SqliteStore {
             }
             affected += q.execute(&mut *tx).await?.rows_affected();
         }
+        mark_dirty(&mut tx, batch.iter().map(|c| c.id.as_str())).await?;
         tx.commit().await?;
         Ok(counts_from(batch.len(), existing, affected))
     }
@@ -405,6 +423,7 @@ impl Store for SqliteStore {
             }
             affected += q.execute(&mut *tx).await?.rows_affected();
         }
+        mark_dirty(&mut tx, valid.iter().map(|o| o.customer_id.as_str())).await?;
         tx.commit().await?;
         Ok(OrderBatchOutcome {
             counts: counts_from(valid.len(), existing, affected),
