@@ -76,8 +76,12 @@ pub struct SegmentPlan {
     /// Custom segments the previous run maintained that are gone now: their
     /// members leave them.
     pub removed: Vec<String>,
-    /// Customers per write transaction.
+    /// Customers per write transaction when walking all customers in id order.
     pub batch_size: usize,
+    /// Rows per write transaction when the rows are scattered (incremental
+    /// runs, changed scores): each touches its own pages of every index, so
+    /// smaller transactions keep the pages held in memory bounded.
+    pub scattered_batch_size: usize,
     /// The previous run's custom segments (name → expression).
     previous_custom: BTreeMap<String, String>,
     /// Whether any store's local date differs from the previous run's.
@@ -219,6 +223,7 @@ impl SegmentPlan {
             custom: file.custom.clone(),
             removed,
             batch_size: 50_000,
+            scattered_batch_size: 5_000,
             previous_custom: previous.map(|p| p.custom.clone()).unwrap_or_default(),
             today_moved,
         };

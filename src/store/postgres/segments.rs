@@ -376,7 +376,11 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     let sql = phase_a_sql(plan);
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
-    while let Some(hi) = next_bound(conn, driver, &lo, plan.batch_size).await? {
+    let size = match plan.mode {
+        RecomputeMode::Full => plan.batch_size,
+        RecomputeMode::Incremental => plan.scattered_batch_size,
+    };
+    while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin().await?;
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(plan.now)
@@ -459,7 +463,7 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         segments_sql::transitions(Dialect::Postgres),
         segments_sql::apply_changes(Dialect::Postgres),
     );
-    while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.batch_size).await? {
+    while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.scattered_batch_size).await? {
         let mut tx = conn.begin().await?;
         transitions += sqlx::query(AssertSqlSafe(tsql.clone()))
             .bind(plan.now)
