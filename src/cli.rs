@@ -45,6 +45,52 @@ pub enum Command {
     Jobs(JobsArgs),
     /// Segment sizes, or one customer's attributes, segments and history.
     Segments(SegmentsArgs),
+    /// Check campaign files, or preview who would get what.
+    Campaigns(CampaignsArgs),
+}
+
+/// `outreach campaigns`
+#[derive(Debug, Args)]
+pub struct CampaignsArgs {
+    #[command(subcommand)]
+    pub command: CampaignsCommand,
+}
+
+/// What `outreach campaigns` can do.
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// Validate every campaign file and the templates it names; print
+    /// `file:line:col: message` for each error; exit 1 on any error.
+    Check(CampaignsCheckArgs),
+    /// Who would get what at --now: audience, suppressions by reason, and
+    /// rendered messages. Writes nothing.
+    Preview(CampaignsPreviewArgs),
+}
+
+/// `outreach campaigns check [DIR]`
+#[derive(Debug, Args)]
+pub struct CampaignsCheckArgs {
+    /// The campaigns folder (default: `campaigns_dir` of the configuration).
+    pub dir: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `outreach campaigns preview ID`
+#[derive(Debug, Args)]
+pub struct CampaignsPreviewArgs {
+    /// The campaign id.
+    pub id: String,
+    /// Show this customer's message only.
+    #[arg(long, value_name = "CID")]
+    pub customer: Option<String>,
+    /// How many rendered messages to show.
+    #[arg(long, default_value_t = 3)]
+    pub samples: usize,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 /// `outreach jobs`
@@ -57,14 +103,15 @@ pub struct JobsArgs {
 /// What `outreach jobs` can do.
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Run one job now (at --now if given): `segments`.
+    /// Run one job now (at --now if given): `segments` or `campaign:ID`.
     Run(JobRunArgs),
 }
 
 /// `outreach jobs run JOB`
 #[derive(Debug, Args)]
 pub struct JobRunArgs {
-    /// The job: `segments`.
+    /// The job: `segments`, or `campaign:ID` (plan the campaign's coupons
+    /// and messages for --now).
     pub job: String,
     /// segments: recompute only customers whose orders or store changed since
     /// the last run, and those whose figures move with the date (falls back to

@@ -34,6 +34,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub import: ImportSettings,
+    pub campaigns: CampaignSettings,
     /// Stores known before any import, by code.
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
@@ -55,6 +56,26 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// Bearer token for the ops API; required when `addr` is not loopback.
     pub token: Option<SecretString>,
+    /// The address customers reach the HTTP server at (unsubscribe links).
+    pub public_url: String,
+    /// Key that signs unsubscribe links. When unset, one is generated once
+    /// and kept in the database, so every process shares it.
+    pub link_secret: Option<SecretString>,
+}
+
+/// `[campaigns]`: rules every campaign follows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSettings {
+    /// Default send window, local "HH:MM" (campaigns may set their own).
+    pub send_window_start: String,
+    pub send_window_end: String,
+    /// Frequency cap: at most `cap_messages` marketing messages per customer
+    /// per `cap_days` days, across campaigns (0 messages: no cap).
+    pub cap_messages: u32,
+    pub cap_days: u32,
+    /// Candidates planned (and written) per transaction.
+    pub batch_size: usize,
 }
 
 /// `[import]`
@@ -86,6 +107,15 @@ struct Defaults {
     database: DbDefaults,
     http: HttpDefaults,
     import: ImportDefaults,
+    campaigns: CampaignDefaults,
+}
+#[derive(Serialize)]
+struct CampaignDefaults {
+    send_window_start: &'static str,
+    send_window_end: &'static str,
+    cap_messages: u32,
+    cap_days: u32,
+    batch_size: usize,
 }
 #[derive(Serialize)]
 struct DbDefaults {
@@ -95,6 +125,7 @@ struct DbDefaults {
 #[derive(Serialize)]
 struct HttpDefaults {
     addr: &'static str,
+    public_url: &'static str,
 }
 #[derive(Serialize)]
 struct ImportDefaults {
@@ -112,8 +143,16 @@ const DEFAULTS: Defaults = Defaults {
     },
     http: HttpDefaults {
         addr: "127.0.0.1:8080",
+        public_url: "http://127.0.0.1:8080",
     },
     import: ImportDefaults { batch_size: 20_000 },
+    campaigns: CampaignDefaults {
+        send_window_start: "08:00",
+        send_window_end: "21:00",
+        cap_messages: 2,
+        cap_days: 7,
+        batch_size: 2_000,
+    },
 };
 
 /// The configuration file read when `--config` is not given, if it exists.
@@ -152,7 +191,39 @@ impl Settings {
             ));
         }
         self.store_infos()?;
+        self.send_window()?;
+        if self.campaigns.batch_size == 0 || self.campaigns.batch_size > 100_000 {
+            return Err(ConfigError::Invalid(
+                "campaigns.batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        if self.campaigns.cap_messages > 0 && self.campaigns.cap_days == 0 {
+            return Err(ConfigError::Invalid(
+                "campaigns.cap_days must be at least 1 when campaigns.cap_messages is set (0 messages turns the cap off)".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The default send window of `[campaigns]`.
+    pub fn send_window(&self) -> Result<crate::campaigns::SendWindow, ConfigError> {
+        let c = &self.campaigns;
+        let parse = |v: &str, field: &str| {
+            crate::campaigns::file::parse_hhmm(v).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "campaigns.{field} {v:?} is not a time of day; write HH:MM, e.g. \"08:00\""
+                ))
+            })
+        };
+        let start = parse(&c.send_window_start, "send_window_start")?;
+        let end = parse(&c.send_window_end, "send_window_end")?;
+        if start >= end {
+            return Err(ConfigError::Invalid(format!(
+                "campaigns.send_window_start ({}) must come before campaigns.send_window_end ({})",
+                c.send_window_start, c.send_window_end
+            )));
+        }
+        Ok(crate::campaigns::SendWindow { start, end })
     }
 
     /// The default time zone.

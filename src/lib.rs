@@ -1,6 +1,7 @@
 //! outreach: a marketing-automation worker for restaurant chains, breakfast
 //! shops, bakeries and milk-tea shops. See README.md.
 
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -14,4 +15,6 @@ pub mod import;
 pub mod segments;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
+pub mod unsubscribe;
 pub mod yaml_file;

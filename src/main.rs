@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use outreach::cli::{Cli, Command, JobsCommand};
+use outreach::cli::{CampaignsCommand, Cli, Command, JobsCommand};
 use outreach::config::Settings;
 use outreach::{clock, commands, telemetry};
 
@@ -31,6 +31,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             JobsCommand::Run(run) => commands::segments::jobs_run(&settings, clock, run).await,
         },
         Command::Segments(args) => commands::segments::segments(&settings, clock, args).await,
+        Command::Campaigns(args) => match &args.command {
+            CampaignsCommand::Check(a) => commands::campaigns::check(&settings, clock, a).await,
+            CampaignsCommand::Preview(a) => commands::campaigns::preview(&settings, clock, a).await,
+        },
     }
 }
 

@@ -420,3 +420,86 @@ fn a_bad_segments_file_is_reported_with_its_place() {
         "{err}"
     );
 }
+
+/// The repository's campaigns and templates, copied next to a fresh database.
+fn with_repo_campaigns(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["campaigns", "templates"] {
+        std::fs::create_dir_all(dir.join(folder)).unwrap();
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, dir.join(folder).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn campaigns_check_preview_and_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    with_repo_campaigns(dir);
+    let now = "2026-11-20T10:30:00+08:00";
+    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(outreach(dir).args(["campaigns", "check"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("5 campaign file(s): 5 ok, 0 error(s)"),
+        "{out}"
+    );
+    let (code, _, err) = run(outreach(dir).args(["jobs", "run", "segments", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(outreach(dir).args([
+        "campaigns",
+        "preview",
+        "winback",
+        "--now",
+        now,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let preview: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let queued = preview["queued"].as_u64().unwrap();
+    assert!(queued > 100, "{out}");
+    assert_eq!(preview["written"], 0);
+    // The preview shows addresses masked only.
+    assert!(!out.contains("+86138"), "{out}");
+    let job = [
+        "jobs",
+        "run",
+        "campaign:winback",
+        "--now",
+        now,
+        "--format",
+        "json",
+    ];
+    let (code, out, err) = run(outreach(dir).args(job));
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["queued"].as_u64(), Some(queued));
+    assert_eq!(first["coupons"].as_u64(), Some(queued));
+    let (code, out, _) = run(outreach(dir).args(job));
+    assert_eq!(code, 0);
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["written"], 0, "{out}");
+    // A broken file: reported with its place, exit 1, the others still pass.
+    std::fs::write(
+        dir.join("campaigns/broken.yaml"),
+        "schedule: \"0 10 * *\"\ntrigger: { type: birthday }\ncoupon: { kind: amount_off, value: 5 }\nchannels: [sms]\ntemplate: birthday\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(outreach(dir).args(["campaigns", "check"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("broken.yaml:1:11: schedule \"0 10 * *\" has 4 field(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("6 campaign file(s): 5 ok, 1 error(s) in 1 file(s)"),
+        "{out}"
+    );
+    let (code, _, err) = run(outreach(dir).args(["jobs", "run", "campaign:broken"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("broken.yaml:1:11"), "{err}");
+}

@@ -1,5 +1,6 @@
 //! What each subcommand does. `anyhow` lives here, at the edge.
 
+pub mod campaigns;
 pub mod segments;
 
 use std::io::IsTerminal;

@@ -18,9 +18,10 @@ pub async fn jobs_run(settings: &Settings, clock: SharedClock, args: &JobRunArgs
     match args.job.as_str() {
         "segments" => {}
         other if other.starts_with("campaign:") => {
-            bail!("campaign jobs are not available in this version; known jobs: segments")
+            return super::campaigns::run_job(settings, clock, &other["campaign:".len()..], args)
+                .await;
         }
-        other => bail!("unknown job {other:?}; known jobs: segments"),
+        other => bail!("unknown job {other:?}; known jobs: segments, campaign:ID"),
     }
     let store = open_store(settings, &clock).await?;
     let mode = if args.incremental {

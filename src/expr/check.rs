@@ -277,7 +277,10 @@ fn with_suggestion(suggestion: Option<&str>, rest: &str) -> String {
 }
 
 /// The candidate most like `word`, if one is close enough and closer than all others.
-fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     let mut tied = false;

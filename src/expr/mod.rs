@@ -33,6 +33,7 @@ use std::fmt;
 
 pub use catalog::{Attr, AttrType, DAYPARTS, LIFECYCLES, VALUE_TIERS};
 pub use check::CheckContext;
+pub(crate) use check::suggest;
 pub use error::{ErrorKind, ExprError};
 pub use eval::Clause;
 pub use sql::{BindParams, Dialect, Placeholders, SqlParam};

@@ -2,6 +2,7 @@
 //! and PostgreSQL ([`PgStore`]), each with its own migrations under
 //! `migrations/<backend>/`, applied when the store is opened.
 
+mod campaigns_sql;
 mod postgres;
 mod segments_sql;
 mod sqlite;
@@ -12,6 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::campaigns::outbox::{
+    CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
+};
 use crate::domain::{Customer, CustomerId, Order, StoreInfo};
 use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
@@ -218,6 +222,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &CustomerId,
         plan: &SegmentPlan,
     ) -> Result<Option<CustomerProfile>, StoreError>;
+
+    /// Find a campaign run's candidates (due, in the audience, not yet
+    /// messaged for the occurrence) and hand them to `sink` a page at a time.
+    /// With `write`, store what it plans: messages whose dedupe key is new,
+    /// each with its coupon, one short transaction per page.
+    async fn run_campaign(
+        &self,
+        query: &CandidateQuery,
+        sink: &mut dyn CandidateSink,
+        write: bool,
+    ) -> Result<WriteTotals, StoreError>;
+
+    /// When the campaign last ran successfully before `before`.
+    async fn last_campaign_run(
+        &self,
+        campaign_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Record a campaign run (re-running a tick adds to its counts).
+    async fn record_campaign_run(
+        &self,
+        campaign_id: &str,
+        scheduled_for: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Send-log rows, oldest first, of a campaign and/or a customer.
+    async fn messages_for(
+        &self,
+        campaign_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>, StoreError>;
+
+    /// The coupons a campaign issued, by code.
+    async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError>;
 }
 
 /// A shared, dynamically dispatched store.

@@ -2,6 +2,7 @@
 //! temporary staging table and upsert from it in one statement, so a batch is
 //! one round trip of data and one transaction.
 
+mod campaigns;
 mod segments;
 
 use std::fmt::Write as _;
@@ -14,6 +15,9 @@ use sqlx::{ConnectOptions, Connection, Row};
 use super::{
     Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
     counts_from, minute_of_day, stored_tz,
+};
+use crate::campaigns::outbox::{
+    CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
@@ -536,5 +540,46 @@ impl Store for PgStore {
         plan: &SegmentPlan,
     ) -> Result<Option<CustomerProfile>, StoreError> {
         self.profile(id, plan).await
+    }
+
+    async fn run_campaign(
+        &self,
+        query: &CandidateQuery,
+        sink: &mut dyn CandidateSink,
+        write: bool,
+    ) -> Result<WriteTotals, StoreError> {
+        self.plan_run(query, sink, write).await
+    }
+
+    async fn last_campaign_run(
+        &self,
+        campaign_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.last_run(campaign_id, before).await
+    }
+
+    async fn record_campaign_run(
+        &self,
+        campaign_id: &str,
+        scheduled_for: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        self.record_run(campaign_id, scheduled_for, started_at, finished_at, record)
+            .await
+    }
+
+    async fn messages_for(
+        &self,
+        campaign_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        self.read_messages(campaign_id, customer_id).await
+    }
+
+    async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError> {
+        self.read_coupons(campaign_id).await
     }
 }

@@ -13,7 +13,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
-use crate::segments::plan::{RecomputeMode, SegmentPlan};
+use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::store::{StoreError, segments_sql};
 
@@ -34,7 +34,7 @@ impl PgStore {
         sqlx::query("SET plan_cache_mode = force_custom_plan")
             .execute(&mut *conn)
             .await?;
-        load_calendar(&mut conn, plan).await?;
+        load_calendar(&mut conn, &plan.days, &plan.birthdays).await?;
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
         let (recomputed, changed) = phase_a(&mut conn, plan).await?;
@@ -194,7 +194,13 @@ fn attributes_from_row(row: &PgRow, plan: &SegmentPlan) -> Result<CustomerAttrib
 }
 
 /// Fill the session's `seg_today` and `seg_birthdays` tables.
-async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+/// Fill the temporary calendar tables `seg_today` and `seg_birthdays` that
+/// expressions over attributes read.
+pub(super) async fn load_calendar(
+    conn: &mut Conn,
+    days: &[StoreDay],
+    birthdays: &[BirthdayDistance],
+) -> Result<(), StoreError> {
     for sql in [
         "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
          today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
@@ -207,7 +213,7 @@ async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreE
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    for d in &plan.days {
+    for d in days {
         sqlx::query(
             "INSERT INTO seg_today VALUES ($1, $2, DATE '1970-01-01' + $2::integer, $3, $4, $5, $6, $7)",
         )
@@ -222,10 +228,10 @@ async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreE
         .await?;
     }
     let (todays, months, days, dist): (Vec<i64>, Vec<i32>, Vec<i32>, Vec<i64>) = (
-        plan.birthdays.iter().map(|b| b.today).collect(),
-        plan.birthdays.iter().map(|b| i32::from(b.month)).collect(),
-        plan.birthdays.iter().map(|b| i32::from(b.day)).collect(),
-        plan.birthdays.iter().map(|b| b.days).collect(),
+        birthdays.iter().map(|b| b.today).collect(),
+        birthdays.iter().map(|b| i32::from(b.month)).collect(),
+        birthdays.iter().map(|b| i32::from(b.day)).collect(),
+        birthdays.iter().map(|b| b.days).collect(),
     );
     sqlx::query("INSERT INTO seg_birthdays SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::bigint[])")
         .bind(todays)

@@ -1,6 +1,7 @@
 //! [`Store`] on SQLite: WAL journal, one writer at a time (`BEGIN IMMEDIATE`),
 //! prepared multi-row upserts inside one transaction per batch.
 
+mod campaigns;
 mod segments;
 
 use std::str::FromStr;
@@ -18,6 +19,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 use super::{
     Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
     counts_from, minute_of_day, stored_tz,
+};
+use crate::campaigns::outbox::{
+    CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
@@ -541,5 +545,46 @@ impl Store for SqliteStore {
         plan: &SegmentPlan,
     ) -> Result<Option<CustomerProfile>, StoreError> {
         self.profile(id, plan).await
+    }
+
+    async fn run_campaign(
+        &self,
+        query: &CandidateQuery,
+        sink: &mut dyn CandidateSink,
+        write: bool,
+    ) -> Result<WriteTotals, StoreError> {
+        self.plan_run(query, sink, write).await
+    }
+
+    async fn last_campaign_run(
+        &self,
+        campaign_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.last_run(campaign_id, before).await
+    }
+
+    async fn record_campaign_run(
+        &self,
+        campaign_id: &str,
+        scheduled_for: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        self.record_run(campaign_id, scheduled_for, started_at, finished_at, record)
+            .await
+    }
+
+    async fn messages_for(
+        &self,
+        campaign_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        self.read_messages(campaign_id, customer_id).await
+    }
+
+    async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError> {
+        self.read_coupons(campaign_id).await
     }
 }

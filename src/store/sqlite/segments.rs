@@ -18,7 +18,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
-use crate::segments::plan::{RecomputeMode, SegmentPlan};
+use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::store::{StoreError, segments_sql};
 
@@ -33,7 +33,7 @@ impl SqliteStore {
         plan: &SegmentPlan,
     ) -> Result<SegmentOutcome, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        load_calendar(&mut conn, plan).await?;
+        load_calendar(&mut conn, &plan.days, &plan.birthdays).await?;
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
         let (recomputed, changed) = phase_a(&mut conn, plan).await?;
@@ -193,7 +193,13 @@ fn attributes_from_row(
 }
 
 /// Fill the per-connection `seg_today` and `seg_birthdays` tables.
-async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+/// Fill the temporary calendar tables `seg_today` and `seg_birthdays` that
+/// expressions over attributes read.
+pub(super) async fn load_calendar(
+    conn: &mut Conn,
+    days: &[StoreDay],
+    birthdays: &[BirthdayDistance],
+) -> Result<(), StoreError> {
     for sql in [
         "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
          offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, at_risk_since INTEGER NOT NULL, \
@@ -206,7 +212,7 @@ async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreE
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     let mut tx = conn.begin().await?;
-    for d in &plan.days {
+    for d in days {
         sqlx::query("INSERT INTO seg_today VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&d.store_key)
             .bind(d.today)
@@ -218,7 +224,7 @@ async fn load_calendar(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreE
             .execute(&mut *tx)
             .await?;
     }
-    for b in &plan.birthdays {
+    for b in birthdays {
         sqlx::query("INSERT INTO seg_birthdays VALUES (?, ?, ?, ?)")
             .bind(b.today)
             .bind(i64::from(b.month))

@@ -1,0 +1,259 @@
+//! SQL of a campaign run, shared by both backends: finding the candidates
+//! (set-based, into the temporary `camp_cand`) and reading them back a page
+//! at a time with what the planner needs.
+//!
+//! The caller has filled the temporary tables `seg_today` / `seg_birthdays`
+//! (the calendar the audience expression reads) and `camp_due` (the trigger's
+//! due rows: birthday month-days, lapse ranges or broadcast occurrences per
+//! store key). Every value is a bind parameter; instants are epoch
+//! milliseconds, turned into timestamps on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+
+use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, MemberTest, Selector};
+use crate::expr::{Dialect, Placeholders, SqlParam};
+
+/// Statuses that count towards the frequency cap: planned or gone out.
+pub const CAPPED_STATUSES: &str = "('queued', 'deferred', 'sending', 'sent', 'delivered')";
+
+fn text(d: Dialect, ph: &mut Placeholders, s: &str) -> String {
+    ph.push(d, SqlParam::Text(s.to_owned()))
+}
+
+fn int(d: Dialect, ph: &mut Placeholders, n: i64) -> String {
+    ph.push(d, SqlParam::Int(n))
+}
+
+/// An instant as the backend stores it.
+pub fn instant(d: Dialect, ph: &mut Placeholders, t: DateTime<Utc>) -> String {
+    let p = ph.push(d, SqlParam::Int(t.timestamp_millis()));
+    match d {
+        Dialect::Sqlite => p,
+        Dialect::Postgres => format!("to_timestamp({p}::bigint / 1000.0)"),
+    }
+}
+
+/// A stored instant as epoch milliseconds.
+pub fn as_ms(d: Dialect, column: &str) -> String {
+    match d {
+        Dialect::Sqlite => column.to_owned(),
+        Dialect::Postgres => {
+            format!("(floor(extract(epoch FROM {column}) * 1000))::bigint")
+        }
+    }
+}
+
+/// `YYYY-MM-DD` of a local day number.
+fn day_text(d: Dialect, column: &str) -> String {
+    match d {
+        Dialect::Sqlite => format!("date({column} * 86400, 'unixepoch')"),
+        Dialect::Postgres => {
+            format!("to_char(DATE '1970-01-01' + {column}::integer, 'YYYY-MM-DD')")
+        }
+    }
+}
+
+fn in_list(d: Dialect, ph: &mut Placeholders, column: &str, values: &[&str]) -> Option<String> {
+    if values.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = values.iter().map(|v| text(d, ph, v)).collect();
+    Some(format!("{column} IN ({})", items.join(", ")))
+}
+
+/// Membership of any of `tests`, for the customer `c` with attributes `a`.
+pub fn member_sql(d: Dialect, ph: &mut Placeholders, tests: &[MemberTest]) -> String {
+    let pick = |f: fn(&MemberTest) -> Option<&str>| tests.iter().filter_map(f).collect::<Vec<_>>();
+    let stages = pick(|t| match t {
+        MemberTest::Stage(s) => Some(s),
+        _ => None,
+    });
+    let tiers = pick(|t| match t {
+        MemberTest::Tier(s) => Some(s),
+        _ => None,
+    });
+    let custom = pick(|t| match t {
+        MemberTest::Custom(s) => Some(s),
+        _ => None,
+    });
+    let mut parts = Vec::new();
+    parts.extend(in_list(d, ph, "COALESCE(a.lifecycle, '')", &stages));
+    parts.extend(in_list(d, ph, "COALESCE(a.value_tier, '')", &tiers));
+    if let Some(list) = in_list(d, ph, "m.segment", &custom) {
+        parts.push(format!(
+            "EXISTS (SELECT 1 FROM segment_memberships m WHERE m.customer_id = c.id AND {list})"
+        ));
+    }
+    if parts.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+/// The audience's conditions on `c` (customers), `a` (customer_attributes,
+/// left-joined) and `t` (seg_today).
+pub fn audience_sql(d: Dialect, ph: &mut Placeholders, q: &AudienceQuery) -> String {
+    let mut parts = vec!["1 = 1".to_owned()];
+    let stores: Vec<&str> = q.stores.iter().map(String::as_str).collect();
+    parts.extend(in_list(d, ph, "COALESCE(c.store_code, '')", &stores));
+    if !q.include.is_empty() {
+        parts.push(member_sql(d, ph, &q.include));
+    }
+    if !q.exclude.is_empty() {
+        parts.push(format!("NOT {}", member_sql(d, ph, &q.exclude)));
+    }
+    if let Some(f) = &q.filter {
+        parts.push(format!("COALESCE({}, {})", f.to_sql(d, ph), false_value(d)));
+    }
+    parts.join(" AND ")
+}
+
+fn false_value(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "0",
+        Dialect::Postgres => "false",
+    }
+}
+
+fn not_yet_sent(d: Dialect, ph: &mut Placeholders, campaign: &str, occurrence: &str) -> String {
+    let prefix = text(d, ph, &format!("{campaign}/"));
+    format!(
+        "NOT EXISTS (SELECT 1 FROM messages m WHERE m.dedupe_key = {prefix} || c.id || '/' || {occurrence})"
+    )
+}
+
+/// The statement that fills `camp_cand (customer_id, occurrence, due_at)`.
+pub fn select_candidates(q: &CandidateQuery, d: Dialect) -> (String, Vec<SqlParam>) {
+    let mut ph = Placeholders::new();
+    let insert = match d {
+        Dialect::Sqlite => "INSERT OR IGNORE INTO camp_cand (customer_id, occurrence, due_at)",
+        Dialect::Postgres => "INSERT INTO camp_cand (customer_id, occurrence, due_at)",
+    };
+    let tail = match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " ON CONFLICT DO NOTHING",
+    };
+    let sql = match &q.selector {
+        Selector::Birthday(_) => {
+            let audience = audience_sql(d, &mut ph, &q.audience);
+            let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, "x.occurrence");
+            format!(
+                r#"{insert}
+SELECT c.id, x.occurrence, x.due_at
+FROM customers c
+JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
+JOIN camp_due x ON x.store_key = t.store_key AND x.month = c.birth_month AND x.day = c.birth_day
+LEFT JOIN customer_attributes a ON a.customer_id = c.id
+WHERE {audience} AND {fresh}{tail}"#
+            )
+        }
+        Selector::Broadcast(_) => {
+            let audience = audience_sql(d, &mut ph, &q.audience);
+            let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, "x.occurrence");
+            format!(
+                r#"{insert}
+SELECT c.id, x.occurrence, x.due_at
+FROM customers c
+JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
+JOIN camp_due x ON x.store_key = t.store_key
+LEFT JOIN customer_attributes a ON a.customer_id = c.id
+WHERE {audience} AND {fresh}{tail}"#
+            )
+        }
+        Selector::Lapsed(_) => {
+            let now = as_ms(d, &instant(d, &mut ph, q.now));
+            let audience = audience_sql(d, &mut ph, &q.audience);
+            let occurrence = format!("'lapse:' || {}", day_text(d, "a.last_order_day"));
+            let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, &occurrence);
+            // A newer order than the attributes know of (the segments job has
+            // not run since) means the customer is back: not lapsed.
+            format!(
+                r#"{insert}
+SELECT c.id, {occurrence}, {now}
+FROM camp_due x
+JOIN customer_attributes a ON a.store_key = x.store_key AND a.last_order_day <= x.last_max
+    AND (x.last_min IS NULL OR a.last_order_day >= x.last_min)
+JOIN customers c ON c.id = a.customer_id
+JOIN seg_today t ON t.store_key = a.store_key
+WHERE {audience}
+  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id
+                  AND o.ordered_at > a.last_order_at AND o.amount_fen >= 0)
+  AND {fresh}{tail}"#
+            )
+        }
+        Selector::SegmentEntered {
+            key,
+            member,
+            since,
+            until,
+        } => {
+            let key = text(d, &mut ph, key);
+            let since = instant(d, &mut ph, *since);
+            let until = instant(d, &mut ph, *until);
+            let at_ms = as_ms(d, "max(s.at)");
+            let member = member_sql(d, &mut ph, std::slice::from_ref(member));
+            let audience = audience_sql(d, &mut ph, &q.audience);
+            let occurrence = match d {
+                Dialect::Sqlite => "'entered:' || e.transition",
+                Dialect::Postgres => "'entered:' || e.transition::text",
+            };
+            let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, occurrence);
+            format!(
+                r#"{insert}
+SELECT c.id, {occurrence}, e.at_ms
+FROM (SELECT s.customer_id, max(s.id) AS transition, {at_ms} AS at_ms
+      FROM segment_transitions s
+      WHERE s.segment = {key} AND s.change = 'entered' AND s.at > {since} AND s.at <= {until}
+      GROUP BY s.customer_id) e
+JOIN customers c ON c.id = e.customer_id
+JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
+LEFT JOIN customer_attributes a ON a.customer_id = c.id
+WHERE {member} AND {audience} AND {fresh}{tail}"#
+            )
+        }
+    };
+    (sql, ph.into_params())
+}
+
+/// One page of candidates after customer id `?`, with everything the planner
+/// needs. Parameters: cap_since (ms), after (text), limit.
+pub fn page(d: Dialect) -> String {
+    let mut ph = Placeholders::new();
+    let cap_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let after = ph.push(d, SqlParam::Text(String::new()));
+    let limit = int(d, &mut ph, 0);
+    let (t, f) = match d {
+        Dialect::Sqlite => ("1", "0"),
+        Dialect::Postgres => ("true", "false"),
+    };
+    let opted = |channel: &str, column: &str| {
+        format!(
+            "COALESCE((SELECT {t} FROM opt_outs o WHERE o.channel = '{channel}' AND o.address = c.{column}), {f})"
+        )
+    };
+    format!(
+        r#"SELECT x.customer_id, x.occurrence, x.due_at, c.name, c.phone, c.email, c.wechat_openid,
+    c.sms_opt_in, c.email_opt_in, c.wechat_opt_in, COALESCE(c.store_code, '') AS store_key,
+    s.name AS store_name, s.sms_signature, CAST(c.birth_month AS BIGINT) AS birth_month,
+    CAST(c.birth_day AS BIGINT) AS birth_day, c.tags,
+    CAST(COALESCE(a.order_count, 0) AS BIGINT) AS order_count,
+    CAST(COALESCE(a.total_spent_fen, 0) AS BIGINT) AS total_spent_fen,
+    a.lifecycle, a.value_tier,
+    (SELECT CAST(b.days AS BIGINT) FROM seg_today t JOIN seg_birthdays b ON b.today = t.today
+     WHERE t.store_key = COALESCE(c.store_code, '') AND b.month = c.birth_month AND b.day = c.birth_day) AS days_to_birthday,
+    {sms} AS sms_opted_out, {email} AS email_opted_out, {wechat} AS wechat_opted_out,
+    (SELECT count(*) FROM messages m WHERE m.customer_id = c.id AND m.created_at >= {cap_since}
+       AND m.status IN {CAPPED_STATUSES}) AS recent_messages
+FROM camp_cand x
+JOIN customers c ON c.id = x.customer_id
+LEFT JOIN stores s ON s.code = c.store_code
+LEFT JOIN customer_attributes a ON a.customer_id = c.id
+WHERE x.customer_id > {after}
+ORDER BY x.customer_id
+LIMIT {limit}"#,
+        sms = opted("sms", "phone"),
+        email = opted("email", "email"),
+        wechat = opted("wechat", "wechat_openid"),
+    )
+}

@@ -1,0 +1,412 @@
+//! A campaign run on PostgreSQL: candidates found set-based into a temporary
+//! table, then read back a page at a time; each page's messages and coupons
+//! are written in one short transaction with `unnest` arrays.
+
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
+
+use super::PgStore;
+use super::segments::load_calendar;
+use crate::campaigns::outbox::{
+    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PlannedMessage, RunRecord,
+    Selector, WriteTotals,
+};
+use crate::expr::{BindParams, Dialect};
+use crate::store::{StoreError, campaigns_sql};
+
+type Conn = PoolConnection<Postgres>;
+
+/// Attempts at a page whose random coupon codes collided with existing ones.
+const CODE_ATTEMPTS: usize = 3;
+
+impl PgStore {
+    pub(super) async fn plan_run(
+        &self,
+        q: &CandidateQuery,
+        sink: &mut dyn CandidateSink,
+        write: bool,
+    ) -> Result<WriteTotals, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SET jit = off").execute(&mut *conn).await?;
+        load_calendar(&mut conn, &q.days, &q.birthdays).await?;
+        load_due(&mut conn, q).await?;
+        let (sql, params) = campaigns_sql::select_candidates(q, Dialect::Postgres);
+        let candidates = sqlx::query(AssertSqlSafe(sql))
+            .bind_params(&params)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query("ANALYZE camp_cand").execute(&mut *conn).await?;
+        let mut totals = WriteTotals {
+            candidates,
+            ..WriteTotals::default()
+        };
+        let page_sql = campaigns_sql::page(Dialect::Postgres);
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
+                .bind(q.cap_since.timestamp_millis())
+                .bind(&after)
+                .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
+                .fetch_all(&mut *conn)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("customer_id")?;
+            let batch = rows.iter().map(candidate).collect::<Result<Vec<_>, _>>()?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let planned = sink.plan(batch.clone());
+                if !write {
+                    break;
+                }
+                match write_page(&mut conn, q, &planned).await {
+                    Ok((written, coupons)) => {
+                        totals.written += written;
+                        totals.coupons += coupons;
+                        totals.already += planned.len() as u64 - written;
+                        break;
+                    }
+                    Err(StoreError::Database(sqlx::Error::Database(e)))
+                        if e.is_unique_violation() && attempt < CODE_ATTEMPTS =>
+                    {
+                        tracing::warn!(
+                            "a coupon code collided with an issued one; planning the page again"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for sql in ["TRUNCATE camp_cand", "TRUNCATE camp_due"] {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
+        Ok(totals)
+    }
+
+    pub(super) async fn last_run(
+        &self,
+        campaign_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT max(scheduled_for) FROM campaign_runs WHERE campaign_id = $1 AND scheduled_for < $2 AND outcome = 'ok'",
+        )
+        .bind(campaign_id)
+        .bind(before)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn record_run(
+        &self,
+        campaign_id: &str,
+        scheduled_for: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO campaign_runs (campaign_id, scheduled_for, started_at, finished_at, outcome, planned, suppressed, detail)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (campaign_id, scheduled_for) DO UPDATE SET started_at = excluded.started_at,
+                 finished_at = excluded.finished_at, outcome = excluded.outcome,
+                 planned = campaign_runs.planned + excluded.planned,
+                 suppressed = campaign_runs.suppressed + excluded.suppressed, detail = excluded.detail"#,
+        )
+        .bind(campaign_id)
+        .bind(scheduled_for)
+        .bind(started_at)
+        .bind(finished_at)
+        .bind(&record.outcome)
+        .bind(i32::try_from(record.planned).unwrap_or(i32::MAX))
+        .bind(i32::try_from(record.suppressed).unwrap_or(i32::MAX))
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Fill `camp_due` with the trigger's due rows, and empty `camp_cand`.
+async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError> {
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS camp_due (store_key TEXT COLLATE \"C\" NOT NULL, month INTEGER, day INTEGER, \
+         occurrence TEXT, due_at BIGINT, last_max BIGINT, last_min BIGINT)",
+        "CREATE TEMP TABLE IF NOT EXISTS camp_cand (customer_id TEXT COLLATE \"C\" PRIMARY KEY, \
+         occurrence TEXT NOT NULL, due_at BIGINT NOT NULL)",
+        "TRUNCATE camp_due",
+        "TRUNCATE camp_cand",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    match &q.selector {
+        Selector::Birthday(rows) => {
+            sqlx::query(
+                "INSERT INTO camp_due (store_key, month, day, occurrence, due_at) \
+                 SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::bigint[])",
+            )
+            .bind(rows.iter().map(|r| r.store_key.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| i32::from(r.month)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| i32::from(r.day)).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.occurrence.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|r| r.due_at.timestamp_millis())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut **conn)
+            .await?;
+        }
+        Selector::Lapsed(rows) => {
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO camp_due (store_key, last_max, last_min) VALUES ($1, $2, $3)",
+                )
+                .bind(&r.store_key)
+                .bind(r.last_day_max)
+                .bind(r.last_day_min)
+                .execute(&mut **conn)
+                .await?;
+            }
+        }
+        Selector::Broadcast(rows) => {
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO camp_due (store_key, occurrence, due_at) VALUES ($1, $2, $3)",
+                )
+                .bind(&r.store_key)
+                .bind(&r.occurrence)
+                .bind(r.due_at.timestamp_millis())
+                .execute(&mut **conn)
+                .await?;
+            }
+        }
+        Selector::SegmentEntered { .. } => {}
+    }
+    sqlx::query("ANALYZE camp_due").execute(&mut **conn).await?;
+    Ok(())
+}
+
+fn candidate(r: &PgRow) -> Result<Candidate, StoreError> {
+    let small = |col: &str| -> Result<Option<u8>, StoreError> {
+        Ok(r.try_get::<Option<i64>, _>(col)?
+            .and_then(|v| u8::try_from(v).ok()))
+    };
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let due: i64 = r.try_get("due_at")?;
+    Ok(Candidate {
+        customer_id: r.try_get("customer_id")?,
+        occurrence: r.try_get("occurrence")?,
+        due_at: DateTime::from_timestamp_millis(due).ok_or_else(|| StoreError::Corrupt {
+            table: "camp_cand",
+            reason: format!("timestamp {due} out of range"),
+        })?,
+        name: r.try_get("name")?,
+        phone: r.try_get("phone")?,
+        email: r.try_get("email")?,
+        wechat_openid: r.try_get("wechat_openid")?,
+        sms_opt_in: r.try_get("sms_opt_in")?,
+        email_opt_in: r.try_get("email_opt_in")?,
+        wechat_opt_in: r.try_get("wechat_opt_in")?,
+        store_key: r.try_get("store_key")?,
+        store_name: r.try_get("store_name")?,
+        sms_signature: r.try_get("sms_signature")?,
+        birth_month: small("birth_month")?,
+        birth_day: small("birth_day")?,
+        tags: r.try_get("tags")?,
+        order_count: r.try_get("order_count")?,
+        total_spent_fen: r.try_get("total_spent_fen")?,
+        lifecycle: nonempty(r.try_get("lifecycle")?),
+        value_tier: nonempty(r.try_get("value_tier")?),
+        days_to_birthday: r.try_get("days_to_birthday")?,
+        sms_opted_out: r.try_get("sms_opted_out")?,
+        email_opted_out: r.try_get("email_opted_out")?,
+        wechat_opted_out: r.try_get("wechat_opted_out")?,
+        recent_messages: r.try_get("recent_messages")?,
+    })
+}
+
+/// Write a page's messages (those whose dedupe key is new) and the coupons of
+/// the messages written, in one transaction. Returns (messages, coupons).
+async fn write_page(
+    conn: &mut Conn,
+    q: &CandidateQuery,
+    planned: &[PlannedMessage],
+) -> Result<(u64, u64), StoreError> {
+    let col = |f: &dyn Fn(&PlannedMessage) -> Option<String>| -> Vec<Option<String>> {
+        planned.iter().map(f).collect()
+    };
+    let keys: Vec<String> = planned
+        .iter()
+        .map(|m| m.dedupe_key(&q.campaign_id))
+        .collect();
+    let mut tx = conn.begin().await?;
+    let rows = sqlx::query(
+        r#"INSERT INTO messages (dedupe_key, campaign_id, customer_id, occurrence, channel, address,
+               status, reason, detail, next_attempt_at, coupon_code, payload, priority, created_at, updated_at)
+           SELECT k, $2, cu, oc, ch, ad, st, re, de, na, cc, pl::jsonb, $13, $14, $14
+           FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::text[], $10::timestamptz[], $11::text[], $12::text[])
+                AS u(k, cu, oc, ch, ad, st, re, de, na, cc, pl)
+           ON CONFLICT (dedupe_key) DO NOTHING
+           RETURNING id, dedupe_key"#,
+    )
+    .bind(&keys)
+    .bind(&q.campaign_id)
+    .bind(planned.iter().map(|m| m.customer_id.clone()).collect::<Vec<_>>())
+    .bind(planned.iter().map(|m| m.occurrence.clone()).collect::<Vec<_>>())
+    .bind(col(&|m| m.channel.map(|c| c.as_str().to_owned())))
+    .bind(col(&|m| m.address.clone()))
+    .bind(planned.iter().map(|m| m.status.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(col(&|m| m.reason.map(|r| r.as_str().to_owned())))
+    .bind(col(&|m| m.detail.clone()))
+    .bind(planned.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>())
+    .bind(col(&|m| m.coupon.as_ref().map(|c| c.code.clone())))
+    .bind(col(&|m| m.payload.clone()))
+    .bind(q.priority)
+    .bind(q.now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: std::collections::HashMap<String, i64> = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let written = ids.len() as u64;
+    let with_coupon: Vec<(i64, &PlannedMessage)> = planned
+        .iter()
+        .filter(|m| m.coupon.is_some())
+        .filter_map(|m| ids.get(&m.dedupe_key(&q.campaign_id)).map(|id| (*id, m)))
+        .collect();
+    if !with_coupon.is_empty() {
+        let c = |m: &PlannedMessage| m.coupon.clone().expect("filtered on coupon");
+        sqlx::query(
+            r#"INSERT INTO coupons (code, campaign_id, customer_id, message_id, kind, value, item,
+                   min_spend_fen, issued_at, expires_at)
+               SELECT co, $2, cu, mi, ki, va, it, ms, $10, ex
+               FROM unnest($1::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[],
+                           $8::bigint[], $9::timestamptz[]) AS u(co, cu, mi, ki, va, it, ms, ex)"#,
+        )
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| c(m).code)
+                .collect::<Vec<_>>(),
+        )
+        .bind(&q.campaign_id)
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| m.customer_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(with_coupon.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| c(m).kind.to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| i32::try_from(c(m).value).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| c(m).item)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| c(m).min_spend_fen)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            with_coupon
+                .iter()
+                .map(|(_, m)| c(m).expires_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(q.now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((written, with_coupon.len() as u64))
+}
+
+impl PgStore {
+    pub(super) async fn read_messages(
+        &self,
+        campaign_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT id, campaign_id, customer_id, occurrence, channel, address, status, reason, detail,
+                   coupon_code, next_attempt_at, created_at, payload::text AS payload
+               FROM messages WHERE ($1::text IS NULL OR campaign_id = $1) AND ($2::text IS NULL OR customer_id = $2)
+               ORDER BY id"#,
+        )
+        .bind(campaign_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRow {
+                    id: r.try_get("id")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    occurrence: r.try_get("occurrence")?,
+                    channel: r.try_get("channel")?,
+                    address: r.try_get("address")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    detail: r.try_get("detail")?,
+                    coupon_code: r.try_get("coupon_code")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    created_at: r.try_get("created_at")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn read_coupons(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<CouponRow>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT code, campaign_id, customer_id, message_id, kind, value::bigint AS value, min_spend_fen,
+                   expires_at, redeemed_order_id FROM coupons WHERE campaign_id = $1 ORDER BY code"#,
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CouponRow {
+                    code: r.try_get("code")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    message_id: r.try_get("message_id")?,
+                    kind: r.try_get("kind")?,
+                    value: r.try_get("value")?,
+                    min_spend_fen: r.try_get("min_spend_fen")?,
+                    expires_at: r.try_get("expires_at")?,
+                    redeemed_order_id: r.try_get("redeemed_order_id")?,
+                })
+            })
+            .collect()
+    }
+}

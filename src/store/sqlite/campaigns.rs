@@ -1,0 +1,368 @@
+//! A campaign run on SQLite: candidates found set-based into a temporary
+//! table, then read back a page at a time; each page's messages and coupons
+//! are written in one short `BEGIN IMMEDIATE` transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, Sqlite};
+
+use super::segments::load_calendar;
+use super::{SqliteStore, from_ms, ms};
+use crate::campaigns::outbox::{
+    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PlannedMessage, RunRecord,
+    Selector, WriteTotals,
+};
+use crate::expr::{BindParams, Dialect};
+use crate::store::{StoreError, campaigns_sql};
+
+type Conn = PoolConnection<Sqlite>;
+
+/// Messages per multi-row INSERT (15 columns each).
+const MESSAGE_ROWS_PER_STATEMENT: usize = 200;
+/// Attempts at a page whose random coupon codes collided with existing ones.
+const CODE_ATTEMPTS: usize = 3;
+
+impl SqliteStore {
+    pub(super) async fn plan_run(
+        &self,
+        q: &CandidateQuery,
+        sink: &mut dyn CandidateSink,
+        write: bool,
+    ) -> Result<WriteTotals, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_calendar(&mut conn, &q.days, &q.birthdays).await?;
+        load_due(&mut conn, q).await?;
+        let (sql, params) = campaigns_sql::select_candidates(q, Dialect::Sqlite);
+        let candidates = sqlx::query(AssertSqlSafe(sql))
+            .bind_params(&params)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let mut totals = WriteTotals {
+            candidates,
+            ..WriteTotals::default()
+        };
+        let page_sql = campaigns_sql::page(Dialect::Sqlite);
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
+                .bind(ms(q.cap_since))
+                .bind(&after)
+                .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
+                .fetch_all(&mut *conn)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("customer_id")?;
+            let batch = rows.iter().map(candidate).collect::<Result<Vec<_>, _>>()?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let planned = sink.plan(batch.clone());
+                if !write {
+                    break;
+                }
+                match write_page(&mut conn, q, &planned).await {
+                    Ok((written, coupons)) => {
+                        totals.written += written;
+                        totals.coupons += coupons;
+                        totals.already += planned.len() as u64 - written;
+                        break;
+                    }
+                    Err(StoreError::Database(sqlx::Error::Database(e)))
+                        if e.is_unique_violation() && attempt < CODE_ATTEMPTS =>
+                    {
+                        tracing::warn!(
+                            "a coupon code collided with an issued one; planning the page again"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for sql in ["DELETE FROM camp_cand", "DELETE FROM camp_due"] {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
+        Ok(totals)
+    }
+
+    pub(super) async fn last_run(
+        &self,
+        campaign_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT max(scheduled_for) FROM campaign_runs WHERE campaign_id = ? AND scheduled_for < ? AND outcome = 'ok'",
+        )
+        .bind(campaign_id)
+        .bind(ms(before))
+        .fetch_one(&self.pool)
+        .await?;
+        v.map(|v| from_ms("campaign_runs", v)).transpose()
+    }
+
+    pub(super) async fn record_run(
+        &self,
+        campaign_id: &str,
+        scheduled_for: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO campaign_runs (campaign_id, scheduled_for, started_at, finished_at, outcome, planned, suppressed, detail)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (campaign_id, scheduled_for) DO UPDATE SET started_at = excluded.started_at,
+                 finished_at = excluded.finished_at, outcome = excluded.outcome,
+                 planned = campaign_runs.planned + excluded.planned,
+                 suppressed = campaign_runs.suppressed + excluded.suppressed, detail = excluded.detail"#,
+        )
+        .bind(campaign_id)
+        .bind(ms(scheduled_for))
+        .bind(ms(started_at))
+        .bind(ms(finished_at))
+        .bind(&record.outcome)
+        .bind(i64::try_from(record.planned).unwrap_or(i64::MAX))
+        .bind(i64::try_from(record.suppressed).unwrap_or(i64::MAX))
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Fill `camp_due` with the trigger's due rows, and empty `camp_cand`.
+async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError> {
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS camp_due (store_key TEXT NOT NULL, month INTEGER, day INTEGER, \
+         occurrence TEXT, due_at INTEGER, last_max INTEGER, last_min INTEGER)",
+        "CREATE TEMP TABLE IF NOT EXISTS camp_cand (customer_id TEXT PRIMARY KEY, occurrence TEXT NOT NULL, \
+         due_at INTEGER NOT NULL) WITHOUT ROWID",
+        "DELETE FROM camp_due",
+        "DELETE FROM camp_cand",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    let mut tx = conn.begin().await?;
+    match &q.selector {
+        Selector::Birthday(rows) => {
+            for r in rows {
+                sqlx::query("INSERT INTO camp_due (store_key, month, day, occurrence, due_at) VALUES (?, ?, ?, ?, ?)")
+                    .bind(&r.store_key)
+                    .bind(i64::from(r.month))
+                    .bind(i64::from(r.day))
+                    .bind(&r.occurrence)
+                    .bind(ms(r.due_at))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        Selector::Lapsed(rows) => {
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO camp_due (store_key, last_max, last_min) VALUES (?, ?, ?)",
+                )
+                .bind(&r.store_key)
+                .bind(r.last_day_max)
+                .bind(r.last_day_min)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        Selector::Broadcast(rows) => {
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO camp_due (store_key, occurrence, due_at) VALUES (?, ?, ?)",
+                )
+                .bind(&r.store_key)
+                .bind(&r.occurrence)
+                .bind(ms(r.due_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        Selector::SegmentEntered { .. } => {}
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn candidate(r: &SqliteRow) -> Result<Candidate, StoreError> {
+    let flag = |col: &str| -> Result<Option<bool>, StoreError> {
+        Ok(r.try_get::<Option<i64>, _>(col)?.map(|v| v != 0))
+    };
+    let small = |col: &str| -> Result<Option<u8>, StoreError> {
+        Ok(r.try_get::<Option<i64>, _>(col)?
+            .and_then(|v| u8::try_from(v).ok()))
+    };
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    Ok(Candidate {
+        customer_id: r.try_get("customer_id")?,
+        occurrence: r.try_get("occurrence")?,
+        due_at: from_ms("camp_cand", r.try_get("due_at")?)?,
+        name: r.try_get("name")?,
+        phone: r.try_get("phone")?,
+        email: r.try_get("email")?,
+        wechat_openid: r.try_get("wechat_openid")?,
+        sms_opt_in: flag("sms_opt_in")?,
+        email_opt_in: flag("email_opt_in")?,
+        wechat_opt_in: flag("wechat_opt_in")?,
+        store_key: r.try_get("store_key")?,
+        store_name: r.try_get("store_name")?,
+        sms_signature: r.try_get("sms_signature")?,
+        birth_month: small("birth_month")?,
+        birth_day: small("birth_day")?,
+        tags: r.try_get("tags")?,
+        order_count: r.try_get("order_count")?,
+        total_spent_fen: r.try_get("total_spent_fen")?,
+        lifecycle: nonempty(r.try_get("lifecycle")?),
+        value_tier: nonempty(r.try_get("value_tier")?),
+        days_to_birthday: r.try_get("days_to_birthday")?,
+        sms_opted_out: r.try_get::<i64, _>("sms_opted_out")? != 0,
+        email_opted_out: r.try_get::<i64, _>("email_opted_out")? != 0,
+        wechat_opted_out: r.try_get::<i64, _>("wechat_opted_out")? != 0,
+        recent_messages: r.try_get("recent_messages")?,
+    })
+}
+
+/// Write a page's messages (those whose dedupe key is new) and the coupons of
+/// the messages written, in one transaction. Returns (messages, coupons).
+async fn write_page(
+    conn: &mut Conn,
+    q: &CandidateQuery,
+    planned: &[PlannedMessage],
+) -> Result<(u64, u64), StoreError> {
+    let now = ms(q.now);
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut written: Vec<(i64, &PlannedMessage)> = Vec::with_capacity(planned.len());
+    for chunk in planned.chunks(MESSAGE_ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO messages (dedupe_key, campaign_id, customer_id, occurrence, channel, address, \
+             status, reason, detail, next_attempt_at, coupon_code, payload, priority, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, m| {
+            b.push_bind(m.dedupe_key(&q.campaign_id))
+                .push_bind(&q.campaign_id)
+                .push_bind(&m.customer_id)
+                .push_bind(&m.occurrence)
+                .push_bind(m.channel.map(|c| c.as_str()))
+                .push_bind(&m.address)
+                .push_bind(m.status.as_str())
+                .push_bind(m.reason.map(|r| r.as_str()))
+                .push_bind(&m.detail)
+                .push_bind(m.next_attempt_at.map(ms))
+                .push_bind(m.coupon.as_ref().map(|c| c.code.as_str()))
+                .push_bind(&m.payload)
+                .push_bind(i64::from(q.priority))
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let ids: std::collections::HashMap<String, i64> = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        for m in chunk {
+            if let Some(id) = ids.get(&m.dedupe_key(&q.campaign_id)) {
+                written.push((*id, m));
+            }
+        }
+    }
+    let with_coupon: Vec<(i64, &PlannedMessage)> = written
+        .iter()
+        .filter(|(_, m)| m.coupon.is_some())
+        .copied()
+        .collect();
+    for chunk in with_coupon.chunks(MESSAGE_ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO coupons (code, campaign_id, customer_id, message_id, kind, value, item, \
+             min_spend_fen, issued_at, expires_at) ",
+        );
+        qb.push_values(chunk, |mut b, (id, m)| {
+            let c = m.coupon.as_ref().expect("filtered on coupon");
+            b.push_bind(&c.code)
+                .push_bind(&q.campaign_id)
+                .push_bind(&m.customer_id)
+                .push_bind(*id)
+                .push_bind(c.kind)
+                .push_bind(c.value)
+                .push_bind(&c.item)
+                .push_bind(c.min_spend_fen)
+                .push_bind(now)
+                .push_bind(ms(c.expires_at));
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok((written.len() as u64, with_coupon.len() as u64))
+}
+
+impl SqliteStore {
+    pub(super) async fn read_messages(
+        &self,
+        campaign_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT id, campaign_id, customer_id, occurrence, channel, address, status, reason, detail,
+                   coupon_code, next_attempt_at, created_at, payload
+               FROM messages WHERE (?1 IS NULL OR campaign_id = ?1) AND (?2 IS NULL OR customer_id = ?2)
+               ORDER BY id"#,
+        )
+        .bind(campaign_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRow {
+                    id: r.try_get("id")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    occurrence: r.try_get("occurrence")?,
+                    channel: r.try_get("channel")?,
+                    address: r.try_get("address")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    detail: r.try_get("detail")?,
+                    coupon_code: r.try_get("coupon_code")?,
+                    next_attempt_at: r
+                        .try_get::<Option<i64>, _>("next_attempt_at")?
+                        .map(|v| from_ms("messages", v))
+                        .transpose()?,
+                    created_at: from_ms("messages", r.try_get("created_at")?)?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn read_coupons(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<CouponRow>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT code, campaign_id, customer_id, message_id, kind, value, min_spend_fen, expires_at,
+                   redeemed_order_id FROM coupons WHERE campaign_id = ? ORDER BY code"#,
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CouponRow {
+                    code: r.try_get("code")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    message_id: r.try_get("message_id")?,
+                    kind: r.try_get("kind")?,
+                    value: r.try_get("value")?,
+                    min_spend_fen: r.try_get("min_spend_fen")?,
+                    expires_at: from_ms("coupons", r.try_get("expires_at")?)?,
+                    redeemed_order_id: r.try_get("redeemed_order_id")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,529 @@
+//! Campaign runs on hand-made shops: who gets what, once. Each test runs on
+//! SQLite, and on PostgreSQL when OUTREACH_TEST_DATABASE_URL is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+use outreach::campaigns::file::{CheckEnv, check_source};
+use outreach::campaigns::run::{self, Mode, RunInputs, RunReport, RunSettings};
+use outreach::campaigns::{Campaign, SendWindow};
+use outreach::domain::{
+    Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
+    StoreInfo, Tags,
+};
+use outreach::segments::{RecomputeMode, job};
+use outreach::store::{Channel, OptOut, SharedStore};
+use outreach::templates::TemplateSet;
+use outreach::unsubscribe::LinkSigner;
+use outreach::yaml_file::YamlSource;
+
+const SHANGHAI: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn stores() -> Vec<StoreInfo> {
+    vec![
+        StoreInfo {
+            code: StoreCode::parse("SH-001").unwrap(),
+            name: "人民广场店".into(),
+            sms_signature: "老街豆浆".into(),
+            timezone: SHANGHAI,
+        },
+        StoreInfo {
+            code: StoreCode::parse("NY-001").unwrap(),
+            name: "Flushing".into(),
+            sms_signature: "老街豆浆".into(),
+            timezone: chrono_tz::America::New_York,
+        },
+    ]
+}
+
+fn customer(id: &str, store: &str, birthday: Option<&str>) -> Customer {
+    Customer {
+        id: CustomerId::parse(id).unwrap(),
+        name: Some(format!("顾客{id}")),
+        phone: Some(
+            Phone::parse(&format!("1380013{:04}", id[1..].parse::<u32>().unwrap())).unwrap(),
+        ),
+        email: Some(Email::parse(&format!("{}@example.com", id.to_lowercase())).unwrap()),
+        wechat_openid: None,
+        birthday: birthday.map(|b| Birthday::parse(b).unwrap()),
+        store: Some(StoreCode::parse(store).unwrap()),
+        tags: Tags::default(),
+        sms_opt_in: Consent::Yes,
+        email_opt_in: Consent::Unknown,
+        wechat_opt_in: Consent::Unknown,
+        joined_at: Some(t("2025-01-01T09:00:00+08:00")),
+    }
+}
+
+fn order(id: &str, customer: &str, at: &str) -> Order {
+    let ordered_at = t(at);
+    Order {
+        id: OrderId::parse(id).unwrap(),
+        customer_id: CustomerId::parse(customer).unwrap(),
+        store: StoreCode::parse("SH-001").unwrap(),
+        amount: Money::parse_yuan("25.00").unwrap(),
+        ordered_at,
+        local_time: Order::local_time_in(ordered_at, SHANGHAI),
+        coupon_code: None,
+    }
+}
+
+fn templates() -> TemplateSet {
+    let (set, errors) = TemplateSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"));
+    assert!(errors.is_empty(), "{errors:?}");
+    set
+}
+
+fn campaign(text: &str, templates: &TemplateSet) -> Campaign {
+    let env = CheckEnv {
+        stores: vec!["SH-001".into(), "NY-001".into()],
+        custom_segments: vec![],
+        templates,
+    };
+    check_source(
+        &YamlSource {
+            path: PathBuf::from("campaigns/test.yaml"),
+            text: text.into(),
+        },
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+fn birthday_campaign(days_before: u32) -> String {
+    format!(
+        "id: bday\nschedule: \"0 10 * * *\"\ntrigger: {{ type: birthday, days_before: {days_before} }}\n\
+         coupon: {{ kind: amount_off, value: 10, valid_days: 14 }}\nchannels: [sms]\ntemplate: birthday\n"
+    )
+}
+
+const WINBACK: &str = "id: winback\nschedule: \"30 10 * * *\"\ntrigger: { type: lapsed, inactive_days: 30 }\n\
+    coupon: { kind: percent_off, value: 20 }\nchannels: [sms, email]\ntemplate: winback\n";
+
+fn settings(cap: Option<(u32, u32)>) -> RunSettings {
+    RunSettings {
+        default_tz: SHANGHAI,
+        default_window: SendWindow::default_hours(),
+        cap,
+        batch_size: 2,
+    }
+}
+
+async fn seed(store: &SharedStore, customers: &[Customer]) {
+    store
+        .upsert_stores(&stores(), t("2025-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .upsert_customers(customers, t("2025-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+}
+
+async fn run_at(
+    store: &SharedStore,
+    c: &Campaign,
+    tpl: &TemplateSet,
+    now: &str,
+    cap: Option<(u32, u32)>,
+) -> RunReport {
+    let links = LinkSigner::new(&"k".to_owned().into(), "https://m.example.com");
+    let s = stores();
+    let rs = settings(cap);
+    let inputs = RunInputs {
+        campaign: c,
+        templates: tpl,
+        stores: &s,
+        settings: &rs,
+        links: &links,
+    };
+    run::run(store.as_ref(), &inputs, t(now), Mode::Write)
+        .await
+        .expect("campaign run")
+}
+
+async fn segments(store: &SharedStore, now: &str) {
+    job::run(
+        store.as_ref(),
+        Path::new("/nonexistent"),
+        SHANGHAI,
+        t(now),
+        RecomputeMode::Full,
+    )
+    .await
+    .unwrap();
+}
+
+/// Walk daily runs at 10:00 Shanghai from `from` for `days` days.
+async fn daily(store: &SharedStore, c: &Campaign, tpl: &TemplateSet, from: &str, days: i64) {
+    let start = t(from);
+    for d in 0..days {
+        let now = (start + Duration::days(d)).to_rfc3339();
+        run_at(store, c, tpl, &now, None).await;
+    }
+}
+
+async fn feb_29_gets_one_gift_a_year(store: SharedStore) {
+    seed(
+        &store,
+        &[
+            customer("C0001", "SH-001", Some("02-29")),
+            customer("C0002", "SH-001", Some("02-28")),
+        ],
+    )
+    .await;
+    let tpl = templates();
+    let c = campaign(&birthday_campaign(0), &tpl);
+    daily(&store, &c, &tpl, "2027-02-20T10:00:00+08:00", 14).await;
+    daily(&store, &c, &tpl, "2028-02-20T10:00:00+08:00", 14).await;
+    let m = store
+        .messages_for(Some("bday"), Some("C0001"))
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = m
+        .iter()
+        .map(|m| {
+            (
+                m.occurrence.clone(),
+                m.created_at
+                    .with_timezone(&SHANGHAI)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("birthday:2027".to_owned(), "2027-02-28".to_owned()),
+            ("birthday:2028".to_owned(), "2028-02-29".to_owned()),
+        ]
+    );
+    assert!(
+        m.iter()
+            .all(|m| m.status == "queued" && m.coupon_code.is_some())
+    );
+    let feb28 = store
+        .messages_for(Some("bday"), Some("C0002"))
+        .await
+        .unwrap();
+    assert_eq!(feb28.len(), 2);
+    assert_eq!(store.coupons_for("bday").await.unwrap().len(), 4);
+}
+
+async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
+    let customers: Vec<Customer> = (1..=7)
+        .map(|i| customer(&format!("C{i:04}"), "SH-001", None))
+        .collect();
+    seed(&store, &customers).await;
+    let orders: Vec<Order> = (1..=7)
+        .map(|i| {
+            order(
+                &format!("O{i}"),
+                &format!("C{i:04}"),
+                "2026-10-01T08:00:00+08:00",
+            )
+        })
+        .collect();
+    store
+        .upsert_orders(&orders, t("2026-10-01T00:00:00Z"))
+        .await
+        .unwrap();
+    segments(&store, "2026-11-20T09:00:00+08:00").await;
+    let tpl = templates();
+    let c = campaign(WINBACK, &tpl);
+    let now = "2026-11-20T10:30:00+08:00";
+    let (a, b) = tokio::join!(
+        run_at(&store, &c, &tpl, now, None),
+        run_at(&store, &c, &tpl, now, None)
+    );
+    assert_eq!(a.written + b.written, 7, "{a:?} {b:?}");
+    let again = run_at(&store, &c, &tpl, now, None).await;
+    assert_eq!((again.candidates, again.written), (0, 0));
+    let later = run_at(&store, &c, &tpl, "2026-11-25T10:30:00+08:00", None).await;
+    assert_eq!(later.written, 0, "the same lapse is not offered twice");
+    let messages = store.messages_for(Some("winback"), None).await.unwrap();
+    assert_eq!(messages.len(), 7);
+    let coupons = store.coupons_for("winback").await.unwrap();
+    assert_eq!(coupons.len(), 7);
+    for m in &messages {
+        assert_eq!(m.occurrence, "lapse:2026-10-01");
+        let c = coupons
+            .iter()
+            .find(|c| c.message_id == m.id)
+            .expect("coupon of the message");
+        assert_eq!(Some(&c.code), m.coupon_code.as_ref());
+        assert!(c.code.starts_with("WINBACK-"), "{}", c.code);
+    }
+}
+
+async fn a_new_order_rearms_the_win_back(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", None)]).await;
+    store
+        .upsert_orders(
+            &[order("O1", "C0001", "2026-09-01T08:00:00+08:00")],
+            t("2026-09-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let tpl = templates();
+    let c = campaign(WINBACK, &tpl);
+    segments(&store, "2026-10-05T09:00:00+08:00").await;
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-10-05T10:30:00+08:00", None)
+            .await
+            .written,
+        1
+    );
+    // Back on Oct 10: no offer while active, even before the segments job
+    // has seen the order.
+    store
+        .upsert_orders(
+            &[order("O2", "C0001", "2026-10-10T08:00:00+08:00")],
+            t("2026-10-10T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-11-10T10:30:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    segments(&store, "2026-11-10T09:00:00+08:00").await;
+    let r = run_at(&store, &c, &tpl, "2026-11-10T10:31:00+08:00", None).await;
+    assert_eq!(r.written, 1, "lapsed again: {r:?}");
+    let occ: Vec<String> = store
+        .messages_for(Some("winback"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.occurrence)
+        .collect();
+    assert_eq!(occ, vec!["lapse:2026-09-01", "lapse:2026-10-10"]);
+}
+
+async fn unreachable_customers_are_suppressed_with_a_reason_and_no_coupon(store: SharedStore) {
+    let mut no_consent = customer("C0001", "SH-001", Some("11-23"));
+    no_consent.sms_opt_in = Consent::No;
+    let opted_out = customer("C0002", "SH-001", Some("11-23"));
+    let mut no_phone = customer("C0003", "SH-001", Some("11-23"));
+    no_phone.phone = None;
+    let fine = customer("C0004", "SH-001", Some("11-23"));
+    seed(&store, &[no_consent, opted_out, no_phone, fine]).await;
+    store
+        .record_opt_out(&OptOut {
+            channel: Channel::Sms,
+            address: "+8613800130002".into(),
+            source: "test".into(),
+            at: t("2026-11-22T12:00:00+08:00"),
+        })
+        .await
+        .unwrap();
+    let tpl = templates();
+    let c = campaign(&birthday_campaign(0), &tpl);
+    let r = run_at(&store, &c, &tpl, "2026-11-23T10:00:00+08:00", None).await;
+    assert_eq!(r.queued, 1, "{r:?}");
+    let by_customer: Vec<(String, String, Option<String>, bool)> = store
+        .messages_for(Some("bday"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.customer_id, m.status, m.reason, m.coupon_code.is_some()))
+        .collect();
+    assert_eq!(
+        by_customer,
+        vec![
+            (
+                "C0001".into(),
+                "suppressed".into(),
+                Some("no_consent".into()),
+                false
+            ),
+            (
+                "C0002".into(),
+                "suppressed".into(),
+                Some("opted_out".into()),
+                false
+            ),
+            (
+                "C0003".into(),
+                "suppressed".into(),
+                Some("no_address".into()),
+                false
+            ),
+            ("C0004".into(), "queued".into(), None, true),
+        ]
+    );
+    assert_eq!(store.coupons_for("bday").await.unwrap().len(), 1);
+}
+
+async fn send_window_opens_at_eight(store: SharedStore) {
+    seed(
+        &store,
+        &[
+            customer("C0001", "SH-001", Some("11-23")),
+            customer("C0002", "SH-001", Some("11-24")),
+        ],
+    )
+    .await;
+    let tpl = templates();
+    let c = campaign(
+        &birthday_campaign(0).replace("\"0 10 * * *\"", "\"59 7 * * *\""),
+        &tpl,
+    );
+    let r = run_at(&store, &c, &tpl, "2026-11-23T07:59:00+08:00", None).await;
+    assert_eq!((r.queued, r.deferred), (0, 1));
+    let c8 = campaign(
+        &birthday_campaign(0).replace("\"0 10 * * *\"", "\"0 8 * * *\""),
+        &tpl,
+    );
+    let r = run_at(&store, &c8, &tpl, "2026-11-24T08:00:00+08:00", None).await;
+    assert_eq!((r.queued, r.deferred), (1, 0));
+    let m = store.messages_for(Some("bday"), None).await.unwrap();
+    assert_eq!(m[0].status, "deferred");
+    assert_eq!(m[0].reason.as_deref(), Some("send_window"));
+    assert_eq!(m[0].next_attempt_at, Some(t("2026-11-23T08:00:00+08:00")));
+    assert_eq!(m[1].status, "queued");
+}
+
+async fn missed_birthdays_are_caught_up_or_too_late(store: SharedStore) {
+    seed(
+        &store,
+        &[
+            customer("C0001", "SH-001", Some("11-20")),
+            customer("C0002", "SH-001", Some("11-22")),
+            customer("C0003", "SH-001", Some("11-23")),
+        ],
+    )
+    .await;
+    let tpl = templates();
+    let c = campaign(&birthday_campaign(0), &tpl);
+    run_at(&store, &c, &tpl, "2026-11-19T10:00:00+08:00", None).await;
+    // Down from Nov 19 10:01 until Nov 23 09:30.
+    let r = run_at(&store, &c, &tpl, "2026-11-23T09:30:00+08:00", None).await;
+    let got: Vec<(String, String, Option<String>)> = store
+        .messages_for(Some("bday"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.customer_id, m.status, m.reason))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("C0001".into(), "suppressed".into(), Some("too_late".into())),
+            ("C0002".into(), "queued".into(), None),
+            ("C0003".into(), "queued".into(), None),
+        ],
+        "{r:?}"
+    );
+}
+
+async fn the_cap_suppresses_the_second_campaign(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", Some("11-23"))]).await;
+    store
+        .upsert_orders(
+            &[order("O1", "C0001", "2026-10-01T08:00:00+08:00")],
+            t("2026-10-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    segments(&store, "2026-11-23T09:00:00+08:00").await;
+    let tpl = templates();
+    let bday = campaign(&birthday_campaign(0), &tpl);
+    let winback = campaign(WINBACK, &tpl);
+    run_at(
+        &store,
+        &bday,
+        &tpl,
+        "2026-11-23T10:00:00+08:00",
+        Some((1, 7)),
+    )
+    .await;
+    let r = run_at(
+        &store,
+        &winback,
+        &tpl,
+        "2026-11-23T10:30:00+08:00",
+        Some((1, 7)),
+    )
+    .await;
+    assert_eq!(r.suppressed.get("capped"), Some(&1), "{r:?}");
+    let m = store.messages_for(Some("winback"), None).await.unwrap();
+    assert_eq!(m[0].reason.as_deref(), Some("capped"));
+    assert!(m[0].coupon_code.is_none());
+    assert!(store.coupons_for("winback").await.unwrap().is_empty());
+}
+
+async fn birthdays_follow_the_store_calendar(store: SharedStore) {
+    // 2026-11-23 23:30 in New York is already Nov 24 in Shanghai.
+    seed(
+        &store,
+        &[
+            customer("C0001", "NY-001", Some("11-23")),
+            customer("C0002", "SH-001", Some("11-23")),
+        ],
+    )
+    .await;
+    let tpl = templates();
+    let c = campaign(&birthday_campaign(0), &tpl);
+    let r = run_at(&store, &c, &tpl, "2026-11-24T04:30:00Z", None).await;
+    let got: Vec<String> = store
+        .messages_for(Some("bday"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.customer_id)
+        .collect();
+    assert_eq!(got, vec!["C0001"], "{r:?}");
+}
+
+async fn a_preview_writes_nothing(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", Some("11-23"))]).await;
+    let tpl = templates();
+    let c = campaign(&birthday_campaign(0), &tpl);
+    let links = LinkSigner::new(&"k".to_owned().into(), "https://m.example.com");
+    let s = stores();
+    let rs = settings(None);
+    let inputs = RunInputs {
+        campaign: &c,
+        templates: &tpl,
+        stores: &s,
+        settings: &rs,
+        links: &links,
+    };
+    let r = run::run(
+        store.as_ref(),
+        &inputs,
+        t("2026-11-23T10:00:00+08:00"),
+        Mode::Preview {
+            samples: 5,
+            customer: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.candidates, r.queued, r.coupons, r.written), (1, 1, 1, 0));
+    assert_eq!(r.samples.len(), 1);
+    assert_eq!(r.samples[0].address.as_deref(), Some("+86138****0001"));
+    assert!(store.messages_for(None, None).await.unwrap().is_empty());
+}
+
+store_contract!(
+    feb_29_gets_one_gift_a_year,
+    reruns_and_concurrent_runs_never_duplicate,
+    a_new_order_rearms_the_win_back,
+    unreachable_customers_are_suppressed_with_a_reason_and_no_coupon,
+    send_window_opens_at_eight,
+    missed_birthdays_are_caught_up_or_too_late,
+    the_cap_suppresses_the_second_campaign,
+    birthdays_follow_the_store_calendar,
+    a_preview_writes_nothing,
+);
