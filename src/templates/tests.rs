@@ -258,6 +258,29 @@ fn check_of_a_missing_template_suggests_names() {
     );
 }
 
+#[test]
+fn a_broken_file_does_not_stop_the_others() {
+    let (_d, set, errors) = load(&[
+        (
+            "a.sms.yaml",
+            "text: \"{{customer.nmae}}会员您好。拒收请回复R\"\n",
+        ),
+        ("a.email.yaml", EMAIL),
+        ("b.sms.yaml", SMS),
+    ]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(!set.has("a", Channel::Sms));
+    assert!(set.has("a", Channel::Email));
+    assert!(set.has("b", Channel::Sms));
+    assert_eq!(set.names(), ["a", "b"]);
+}
+
+#[test]
+fn a_template_set_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<TemplateSet>();
+}
+
 // ---------------------------------------------------------------- SMS rules
 
 #[test]
@@ -586,11 +609,14 @@ fn unknown_variable_inside_if_is_caught() {
         ),
         "{e}"
     );
-    // …and in the else branch, in #unless, and in an else-if chain.
+    // …and in the else branch, in #unless, #each, #with, and in an else-if
+    // chain.
     for text in [
         "{{#if coupon}}x{{else}}{{shop.nmae}}{{/if}}",
         "{{#unless shop.nmae}}x{{/unless}}",
         "{{#if coupon}}x{{else if shop.nmae}}y{{/if}}",
+        "{{#each shop.nmae}}x{{/each}}",
+        "{{#with shop.nmae}}x{{else}}y{{/with}}",
     ] {
         let e = load_error(
             "a.sms.yaml",
@@ -680,12 +706,16 @@ fn coupon_variables_need_a_coupon() {
     assert_eq!(set.check("a", Channel::Sms, true), vec![]);
     let e = set.check("a", Channel::Sms, false);
     let got: Vec<(u64, u64)> = e.iter().map(at).collect();
-    // text (twice), aliyun.params.coupon, tencent.params {2}
-    assert_eq!(got, vec![(2, 30), (2, 55), (5, 49), (8, 34)]);
+    // The first use in text, aliyun.params.coupon, tencent.params {2}
+    assert_eq!(got, vec![(2, 30), (5, 49), (8, 34)]);
     assert_eq!(e[0].file, dir.path().join("a.sms.yaml"));
     assert_eq!(
         e[0].message,
-        "`coupon.value_text` in a.sms.yaml text: the campaign has no coupon, so coupon.* is not set; add a `coupon:` to the campaign, or wrap this part in {{#if coupon}}…{{/if}}"
+        "`coupon.value_text` in a.sms.yaml text: the campaign has no coupon, so coupon.* is not set; add a `coupon:` to the campaign, or wrap this part in {{#if coupon}}…{{/if}} (2 uses of coupon.* here)"
+    );
+    assert_eq!(
+        e[1].message,
+        "`coupon.value_text` in a.sms.yaml aliyun.params.coupon: the campaign has no coupon, so coupon.* is not set; add a `coupon:` to the campaign, or wrap this part in {{#if coupon}}…{{/if}}"
     );
 }
 

@@ -52,9 +52,19 @@ pub(super) fn walk(template: &Template, options: &WalkOptions<'_>) -> Walked {
         frames: vec![Frame::Root],
         block_params: Vec::new(),
         coupon_guards: 0,
+        coupon_uses: None,
         out: Walked::default(),
     };
     w.template(template, (1, 1));
+    // One error per template string for coupon.* without a coupon, at the
+    // first use, saying how many there are.
+    if let Some((i, n)) = w.coupon_uses
+        && n > 1
+    {
+        w.out.findings[i]
+            .message
+            .push_str(&format!(" ({n} uses of coupon.* here)"));
+    }
     w.out
 }
 
@@ -74,6 +84,9 @@ struct Walker<'a> {
     block_params: Vec<String>,
     /// How many enclosing blocks only run when there is a coupon.
     coupon_guards: usize,
+    /// The finding for the first unguarded coupon.* use without a coupon,
+    /// and how many such uses there are.
+    coupon_uses: Option<(usize, usize)>,
     out: Walked,
 }
 
@@ -369,6 +382,11 @@ impl Walker<'_> {
             return;
         }
         if name.starts_with("coupon.") && !self.options.has_coupon && self.coupon_guards == 0 {
+            if let Some((_, n)) = &mut self.coupon_uses {
+                *n += 1;
+                return;
+            }
+            self.coupon_uses = Some((self.out.findings.len(), 1));
             self.report(
                 at,
                 format!(
