@@ -209,7 +209,7 @@ impl Settings {
     pub fn send_window(&self) -> Result<crate::campaigns::SendWindow, ConfigError> {
         let c = &self.campaigns;
         let parse = |v: &str, field: &str| {
-            crate::campaigns::file::parse_hhmm(v).ok_or_else(|| {
+            crate::yaml_file::parse_hhmm(v).ok_or_else(|| {
                 ConfigError::Invalid(format!(
                     "campaigns.{field} {v:?} is not a time of day; write HH:MM, e.g. \"08:00\""
                 ))

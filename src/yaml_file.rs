@@ -114,6 +114,16 @@ impl YamlSource {
     }
 }
 
+/// A time of day written `HH:MM` (or `H:MM`), as marketers write send
+/// windows and dayparts.
+pub fn parse_hhmm(s: &str) -> Option<chrono::NaiveTime> {
+    let (h, m) = s.trim().split_once(':')?;
+    if !(1..=2).contains(&h.len()) || m.len() != 2 {
+        return None;
+    }
+    chrono::NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+}
+
 /// serde-saphyr appends " at line L, column C" and sometimes advice about its
 /// own options; the place is printed in front instead, and the advice does not
 /// apply to people writing the file.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -19,7 +19,7 @@ use crate::expr::{CheckContext, Expr, suggest};
 use crate::segments::rules::{STAGES, TIERS};
 use crate::store::Channel;
 use crate::templates::TemplateSet;
-use crate::yaml_file::{FileError, YamlSource};
+use crate::yaml_file::{FileError, YamlSource, parse_hhmm};
 
 /// What a campaign file is checked against.
 pub struct CheckEnv<'a> {
@@ -148,18 +148,6 @@ pub fn check_file(path: &Path, env: &CheckEnv<'_>) -> Result<Campaign, Vec<FileE
 fn yuan_to_fen(v: f64) -> Option<i64> {
     let fen = (v * 100.0).round();
     ((v * 100.0 - fen).abs() < 1e-6 && fen.abs() < 1e12).then_some(fen as i64)
-}
-
-/// `HH:MM` (and `24:00` for the end of the day).
-pub(crate) fn parse_hhmm(s: &str) -> Option<NaiveTime> {
-    let (h, m) = s.trim().split_once(':')?;
-    if !(1..=2).contains(&h.len()) || m.len() != 2 {
-        return None;
-    }
-    if h == "24" && m == "00" {
-        return NaiveTime::from_hms_opt(23, 59, 59);
-    }
-    NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
 }
 
 /// `2026-12-24T10:00:00`, `2026-12-24 10:00` (local) or RFC 3339 (absolute).

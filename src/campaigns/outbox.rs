@@ -242,7 +242,7 @@ pub fn dedupe_key(campaign_id: &str, customer_id: &str, occurrence: &str) -> Str
 /// Decides what to write for a batch of candidates (the store calls it
 /// between its reads and writes; it never touches the database).
 pub trait CandidateSink: Send {
-    fn plan(&mut self, batch: Vec<Candidate>) -> Vec<PlannedMessage>;
+    fn plan(&mut self, batch: &[Candidate]) -> Vec<PlannedMessage>;
 }
 
 /// What the store did with a run.

@@ -15,14 +15,14 @@ use super::outbox::{
     AudienceQuery, BirthdayDue, BroadcastDue, Candidate, CandidateQuery, CandidateSink, LapseRange,
     MemberTest, MessageStatus, NewCoupon, PlannedMessage, Reason, RunRecord, Selector, WriteTotals,
 };
-use super::spec::{Campaign, SegmentRef, SendWindow, Trigger, yuan_text};
+use super::spec::{Campaign, SegmentRef, SendWindow, Trigger};
 use crate::domain::{Birthday, Email, Money, Phone, StoreInfo, WeChatOpenId};
 use crate::segments::plan::{StoreDay, birthday_calendar, start_of_day};
 use crate::segments::rules::SegmentRules;
 use crate::store::{Channel, Store, StoreError};
 use crate::templates::{
     CampaignVars, CouponVars, CustomerVars, RenderContext, Rendered, ShopVars, TemplateSet,
-    date_text, surname_of,
+    date_text, surname_of, yuan_text,
 };
 use crate::unsubscribe::LinkSigner;
 
@@ -156,15 +156,14 @@ fn local_instant(tz: Tz, naive: chrono::NaiveDateTime) -> DateTime<Utc> {
 }
 
 /// The candidate query of a campaign run at `now`.
-pub fn candidate_query(
+fn candidate_query(
     campaign: &Campaign,
-    stores: &[StoreInfo],
+    facts: &HashMap<String, StoreFacts>,
     settings: &RunSettings,
     now: DateTime<Utc>,
     last_run: Option<DateTime<Utc>>,
 ) -> CandidateQuery {
     let rules = SegmentRules::default();
-    let facts = store_facts(stores, settings.default_tz);
     let mut keys: Vec<&String> = facts.keys().collect();
     keys.sort();
     let days: Vec<StoreDay> = keys
@@ -398,7 +397,7 @@ impl Planner<'_> {
                     _ => String::new(),
                 },
                 order_count: u64::try_from(c.order_count).unwrap_or(0),
-                total_spent: format_yuan(c.total_spent_fen),
+                total_spent: yuan_text(Money::from_fen(c.total_spent_fen)),
                 lifecycle: c.lifecycle.clone().unwrap_or_default(),
                 value_tier: c.value_tier.clone().unwrap_or_default(),
                 days_to_birthday: c.days_to_birthday,
@@ -417,14 +416,10 @@ impl Planner<'_> {
                     Some(CouponVars {
                         code: k.code.clone(),
                         kind: s.kind.as_str().to_owned(),
-                        value: match s.kind {
-                            super::spec::CouponKind::AmountOff => s.value as f64 / 100.0,
-                            super::spec::CouponKind::PercentOff => s.value as f64,
-                            super::spec::CouponKind::FreeItem => 0.0,
-                        },
+                        value: s.display_value(),
                         value_text: s.value_text(),
                         item: s.item.clone().unwrap_or_default(),
-                        min_spend: yuan_text(s.min_spend_fen),
+                        min_spend: yuan_text(Money::from_fen(s.min_spend_fen)),
                         expires_on: last.format("%Y-%m-%d").to_string(),
                         expires_on_text: date_text(last),
                         valid_days: s.valid_days,
@@ -575,10 +570,6 @@ impl Planner<'_> {
     }
 }
 
-fn format_yuan(fen: i64) -> String {
-    crate::templates::yuan_text(Money::from_fen(fen))
-}
-
 fn mask(ch: Option<Channel>, address: Option<&str>) -> Option<String> {
     let a = address?;
     Some(match ch {
@@ -589,9 +580,9 @@ fn mask(ch: Option<Channel>, address: Option<&str>) -> Option<String> {
 }
 
 impl CandidateSink for Planner<'_> {
-    fn plan(&mut self, batch: Vec<Candidate>) -> Vec<PlannedMessage> {
+    fn plan(&mut self, batch: &[Candidate]) -> Vec<PlannedMessage> {
         let mut out = Vec::with_capacity(batch.len());
-        for c in &batch {
+        for c in batch {
             let (m, rendered) = self.decide(c);
             match m.status {
                 MessageStatus::Queued => self.report.queued += 1,
@@ -656,11 +647,12 @@ pub async fn run(
     async move {
         let started = std::time::Instant::now();
         let last_run = store.last_campaign_run(campaign.id.as_str(), now).await?;
-        let query = candidate_query(campaign, inputs.stores, inputs.settings, now, last_run);
+        let facts = store_facts(inputs.stores, inputs.settings.default_tz);
+        let query = candidate_query(campaign, &facts, inputs.settings, now, last_run);
         let mut planner = Planner {
             campaign,
             templates: inputs.templates,
-            facts: store_facts(inputs.stores, inputs.settings.default_tz),
+            facts,
             settings: inputs.settings,
             links: inputs.links,
             now,

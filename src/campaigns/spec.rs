@@ -13,6 +13,7 @@ use crate::domain::StoreCode;
 use crate::expr::Expr;
 use crate::segments::rules::{STAGES, TIERS};
 use crate::store::Channel;
+use crate::templates::coupon_value_text;
 
 /// A campaign id: lower-case letters, digits, `-` and `_`, at most 64.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -167,31 +168,22 @@ pub struct CouponSpec {
 }
 
 impl CouponSpec {
-    /// "10元代金券", "8.5折券", "免费豆浆券".
-    pub fn value_text(&self) -> String {
+    /// The value as a message shows it: yuan off, percent off, or 0.
+    pub fn display_value(&self) -> f64 {
         match self.kind {
-            CouponKind::AmountOff => format!("{}元代金券", yuan_text(self.value)),
-            CouponKind::PercentOff => {
-                let tenths = 100 - self.value; // 15% off = 8.5折
-                if tenths % 10 == 0 {
-                    format!("{}折券", tenths / 10)
-                } else {
-                    format!("{}.{}折券", tenths / 10, tenths % 10)
-                }
-            }
-            CouponKind::FreeItem => format!("免费{}券", self.item.as_deref().unwrap_or("单品")),
+            CouponKind::AmountOff => self.value as f64 / 100.0,
+            CouponKind::PercentOff => self.value as f64,
+            CouponKind::FreeItem => 0.0,
         }
     }
-}
 
-/// Fen as yuan without trailing zeros: 1000 → "10", 1050 → "10.5", 1005 → "10.05".
-pub fn yuan_text(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    match f % 100 {
-        0 => format!("{sign}{}", f / 100),
-        c if c % 10 == 0 => format!("{sign}{}.{}", f / 100, c / 10),
-        c => format!("{sign}{}.{c:02}", f / 100),
+    /// "10元代金券", "8.5折券", "免费豆浆券" (the templates' wording).
+    pub fn value_text(&self) -> String {
+        coupon_value_text(
+            self.kind.as_str(),
+            self.display_value(),
+            self.item.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -309,11 +301,14 @@ mod tests {
 
     #[test]
     fn yuan() {
-        assert_eq!(yuan_text(1000), "10");
-        assert_eq!(yuan_text(1050), "10.5");
-        assert_eq!(yuan_text(1005), "10.05");
-        assert_eq!(yuan_text(5), "0.05");
-        assert_eq!(yuan_text(-250), "-2.5");
+        use crate::domain::Money;
+        use crate::templates::yuan_text;
+        let y = |fen| yuan_text(Money::from_fen(fen));
+        assert_eq!(y(1000), "10");
+        assert_eq!(y(1050), "10.50");
+        assert_eq!(y(1005), "10.05");
+        assert_eq!(y(5), "0.05");
+        assert_eq!(y(-250), "-2.50");
     }
 
     #[test]

@@ -298,13 +298,10 @@ fn parse_dayparts(d: &RawDayparts, source: &YamlSource, errors: &mut Vec<FileErr
     out
 }
 
+/// Minutes after midnight of `HH:MM`.
 fn parse_hhmm(s: &str) -> Option<u16> {
-    let (h, m) = s.trim().split_once(':')?;
-    if !(1..=2).contains(&h.len()) || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 60 + m)
+    use chrono::Timelike;
+    crate::yaml_file::parse_hhmm(s).and_then(|t| u16::try_from(t.hour() * 60 + t.minute()).ok())
 }
 
 /// A number of days: `30`, `30d` or `4w`.

@@ -58,7 +58,7 @@ impl PgStore {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let planned = sink.plan(batch.clone());
+                let planned = sink.plan(&batch);
                 if !write {
                     break;
                 }
@@ -279,10 +279,11 @@ async fn write_page(
         .map(|r| Ok((r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     let written = ids.len() as u64;
-    let with_coupon: Vec<(i64, &PlannedMessage)> = planned
+    let with_coupon: Vec<(i64, &PlannedMessage)> = keys
         .iter()
-        .filter(|m| m.coupon.is_some())
-        .filter_map(|m| ids.get(&m.dedupe_key(&q.campaign_id)).map(|id| (*id, m)))
+        .zip(planned)
+        .filter(|(_, m)| m.coupon.is_some())
+        .filter_map(|(key, m)| ids.get(key).map(|id| (*id, m)))
         .collect();
     if !with_coupon.is_empty() {
         let c = |m: &PlannedMessage| m.coupon.clone().expect("filtered on coupon");

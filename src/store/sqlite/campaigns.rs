@@ -58,7 +58,7 @@ impl SqliteStore {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let planned = sink.plan(batch.clone());
+                let planned = sink.plan(&batch);
                 if !write {
                     break;
                 }
@@ -234,14 +234,18 @@ async fn write_page(
 ) -> Result<(u64, u64), StoreError> {
     let now = ms(q.now);
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let keyed: Vec<(String, &PlannedMessage)> = planned
+        .iter()
+        .map(|m| (m.dedupe_key(&q.campaign_id), m))
+        .collect();
     let mut written: Vec<(i64, &PlannedMessage)> = Vec::with_capacity(planned.len());
-    for chunk in planned.chunks(MESSAGE_ROWS_PER_STATEMENT) {
+    for chunk in keyed.chunks(MESSAGE_ROWS_PER_STATEMENT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO messages (dedupe_key, campaign_id, customer_id, occurrence, channel, address, \
              status, reason, detail, next_attempt_at, coupon_code, payload, priority, created_at, updated_at) ",
         );
-        qb.push_values(chunk, |mut b, m| {
-            b.push_bind(m.dedupe_key(&q.campaign_id))
+        qb.push_values(chunk, |mut b, (key, m)| {
+            b.push_bind(key)
                 .push_bind(&q.campaign_id)
                 .push_bind(&m.customer_id)
                 .push_bind(&m.occurrence)
@@ -263,9 +267,9 @@ async fn write_page(
             .iter()
             .map(|r| Ok((r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?)))
             .collect::<Result<_, sqlx::Error>>()?;
-        for m in chunk {
-            if let Some(id) = ids.get(&m.dedupe_key(&q.campaign_id)) {
-                written.push((*id, m));
+        for (key, m) in chunk {
+            if let Some(id) = ids.get(key) {
+                written.push((*id, *m));
             }
         }
     }
