@@ -516,6 +516,167 @@ async fn a_preview_writes_nothing(store: SharedStore) {
     assert!(store.messages_for(None, None).await.unwrap().is_empty());
 }
 
+fn order_on(id: &str, customer: &str, day: &str) -> Order {
+    order(id, customer, &format!("{day}T08:00:00+08:00"))
+}
+
+fn broadcast_campaign(audience: &str) -> String {
+    format!(
+        "id: cast\ntrigger: {{ type: broadcast, at: \"2026-11-23T09:00:00+08:00\" }}\n\
+         audience: {audience}\nchannels: [sms]\ntemplate: birthday\n\
+         coupon: {{ kind: amount_off, value: 5 }}\n"
+    )
+}
+
+async fn recipients(store: &SharedStore, campaign: &str) -> Vec<String> {
+    store
+        .messages_for(Some(campaign), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.customer_id)
+        .collect()
+}
+
+async fn the_audience_is_filtered_in_the_database(store: SharedStore) {
+    seed(
+        &store,
+        &[
+            customer("C0001", "SH-001", None), // active, 2 orders
+            customer("C0002", "SH-001", None), // active, 1 order
+            customer("C0003", "NY-001", None), // active, 2 orders, other store
+            customer("C0004", "SH-001", None), // churned, 2 orders
+            customer("C0005", "SH-001", None), // lapsed, 2 orders
+        ],
+    )
+    .await;
+    let orders = [
+        order_on("O1", "C0001", "2026-11-10"),
+        order_on("O2", "C0001", "2026-11-15"),
+        order_on("O3", "C0002", "2026-11-10"),
+        order_on("O4", "C0003", "2026-11-10"),
+        order_on("O5", "C0003", "2026-11-11"),
+        order_on("O6", "C0004", "2026-05-01"),
+        order_on("O7", "C0004", "2026-05-02"),
+        order_on("O8", "C0005", "2026-08-01"),
+        order_on("O9", "C0005", "2026-08-02"),
+    ];
+    store
+        .upsert_orders(&orders, t("2026-11-16T00:00:00Z"))
+        .await
+        .unwrap();
+    segments(&store, "2026-11-23T08:00:00+08:00").await;
+    let tpl = templates();
+    let now = "2026-11-23T10:00:00+08:00";
+    let include = campaign(
+        &broadcast_campaign(
+            "{ segments: [active, lapsed], stores: [SH-001], where: \"order_count >= 2\" }",
+        ),
+        &tpl,
+    );
+    run_at(&store, &include, &tpl, now, None).await;
+    // C0002 fails `where`, C0003 is another store's, C0004 is churned.
+    assert_eq!(recipients(&store, "cast").await, vec!["C0001", "C0005"]);
+    let exclude = campaign(
+        &broadcast_campaign("{ exclude_segments: [active] }").replace("id: cast", "id: cast2"),
+        &tpl,
+    );
+    run_at(&store, &exclude, &tpl, now, None).await;
+    assert_eq!(recipients(&store, "cast2").await, vec!["C0004", "C0005"]);
+}
+
+async fn a_recurring_broadcast_sends_once_per_tick(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", None)]).await;
+    let tpl = templates();
+    let text = "id: vipday\nschedule: \"0 10 8 * *\"\ntrigger: { type: broadcast }\n\
+                channels: [sms]\ntemplate: birthday\ncoupon: { kind: free_item, item: 豆浆 }\n";
+    let c = campaign(text, &tpl);
+    // A campaign that never ran does not reach back beyond its catch-up.
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-11-20T10:00:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-12-08T10:00:00+08:00", None)
+            .await
+            .written,
+        1
+    );
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-12-08T10:00:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-12-20T10:00:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2027-01-08T10:00:00+08:00", None)
+            .await
+            .written,
+        1
+    );
+    let occ: Vec<String> = store
+        .messages_for(Some("vipday"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.occurrence)
+        .collect();
+    assert_eq!(
+        occ,
+        vec!["broadcast:2026-12-08T10:00", "broadcast:2027-01-08T10:00"]
+    );
+}
+
+async fn entering_a_segment_triggers_once_per_entry(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", None)]).await;
+    store
+        .upsert_orders(
+            &[order_on("O1", "C0001", "2026-10-01")],
+            t("2026-10-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let tpl = templates();
+    let text = "id: risk\nschedule: \"0 15 * * *\"\ntrigger: { type: segment_entered, segment: at_risk }\n\
+                channels: [sms]\ntemplate: birthday\ncoupon: { kind: amount_off, value: 6 }\n";
+    let c = campaign(text, &tpl);
+    segments(&store, "2026-10-20T09:00:00+08:00").await;
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-10-20T15:00:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    // 36 days after the order the customer enters at_risk.
+    segments(&store, "2026-11-06T09:00:00+08:00").await;
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-11-06T15:00:00+08:00", None)
+            .await
+            .written,
+        1
+    );
+    assert_eq!(
+        run_at(&store, &c, &tpl, "2026-11-07T15:00:00+08:00", None)
+            .await
+            .written,
+        0
+    );
+    let m = store.messages_for(Some("risk"), None).await.unwrap();
+    assert!(
+        m[0].occurrence.starts_with("entered:"),
+        "{}",
+        m[0].occurrence
+    );
+}
+
 store_contract!(
     feb_29_gets_one_gift_a_year,
     reruns_and_concurrent_runs_never_duplicate,
@@ -526,4 +687,7 @@ store_contract!(
     the_cap_suppresses_the_second_campaign,
     birthdays_follow_the_store_calendar,
     a_preview_writes_nothing,
+    the_audience_is_filtered_in_the_database,
+    a_recurring_broadcast_sends_once_per_tick,
+    entering_a_segment_triggers_once_per_entry,
 );
