@@ -462,6 +462,73 @@ async fn the_cap_suppresses_the_second_campaign(store: SharedStore) {
     assert!(store.coupons_for("winback").await.unwrap().is_empty());
 }
 
+async fn a_higher_priority_replaces_todays_unsent_message(store: SharedStore) {
+    seed(&store, &[customer("C0001", "SH-001", Some("11-23"))]).await;
+    store
+        .upsert_orders(
+            &[order("O1", "C0001", "2026-10-01T08:00:00+08:00")],
+            t("2026-10-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    segments(&store, "2026-11-23T09:00:00+08:00").await;
+    let tpl = templates();
+    let bday = campaign(&birthday_campaign(0), &tpl);
+    let winback = campaign(&format!("{WINBACK}priority: 20\n"), &tpl);
+    let cap = Some((1, 7));
+    run_at(&store, &bday, &tpl, "2026-11-23T10:00:00+08:00", cap).await;
+    let r = run_at(&store, &winback, &tpl, "2026-11-23T10:30:00+08:00", cap).await;
+    assert_eq!((r.queued, r.preempted, r.coupons), (1, 1, 1), "{r:?}");
+
+    let lost = &store.messages_for(Some("bday"), None).await.unwrap()[0];
+    assert_eq!(
+        (lost.status.as_str(), lost.reason.as_deref()),
+        ("suppressed", Some("capped"))
+    );
+    let why = lost.detail.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("replaced by campaign winback (priority 20 over 0)"),
+        "{why}"
+    );
+    let voided = &store.coupons_for("bday").await.unwrap()[0];
+    assert!(voided.voided_at.is_some(), "{voided:?}");
+    let won = &store.messages_for(Some("winback"), None).await.unwrap()[0];
+    assert_eq!(won.status, "queued");
+    let kept = &store.coupons_for("winback").await.unwrap()[0];
+    assert!(kept.voided_at.is_none());
+
+    // Equal priority never replaces: first come, first served.
+    let twin = format!(
+        "{}priority: 20\n",
+        WINBACK.replace("id: winback", "id: twin")
+    );
+    let twin = campaign(&twin, &tpl);
+    let r = run_at(&store, &twin, &tpl, "2026-11-23T11:00:00+08:00", cap).await;
+    assert_eq!(
+        (r.preempted, r.suppressed.get("capped")),
+        (0, Some(&1)),
+        "{r:?}"
+    );
+    // A rival of an earlier day has had its chance, however high the
+    // newcomer's priority.
+    let vip = campaign(
+        "id: vip\nschedule: \"0 11 * * *\"\ntrigger: { type: broadcast }\npriority: 50\n\
+         coupon: { kind: amount_off, value: 5 }\n\
+         channels: [sms]\ntemplate: member_day\n",
+        &tpl,
+    );
+    let r = run_at(&store, &vip, &tpl, "2026-11-24T11:00:00+08:00", cap).await;
+    assert_eq!(
+        (r.preempted, r.suppressed.get("capped")),
+        (0, Some(&1)),
+        "{r:?}"
+    );
+    assert_eq!(
+        store.messages_for(Some("winback"), None).await.unwrap()[0].status,
+        "queued"
+    );
+}
+
 async fn birthdays_follow_the_store_calendar(store: SharedStore) {
     // 2026-11-23 23:30 in New York is already Nov 24 in Shanghai.
     seed(
@@ -685,6 +752,7 @@ store_contract!(
     send_window_opens_at_eight,
     missed_birthdays_are_caught_up_or_too_late,
     the_cap_suppresses_the_second_campaign,
+    a_higher_priority_replaces_todays_unsent_message,
     birthdays_follow_the_store_calendar,
     a_preview_writes_nothing,
     the_audience_is_filtered_in_the_database,

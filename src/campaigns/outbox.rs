@@ -198,6 +198,29 @@ pub struct Candidate {
     pub wechat_opted_out: bool,
     /// Marketing messages planned or sent to the customer since `cap_since`.
     pub recent_messages: i64,
+    /// The customer's weakest message of a lower-priority campaign that
+    /// counts towards the cap and has not left yet: what this campaign may
+    /// replace when the cap is full.
+    pub rival: Option<Rival>,
+}
+
+/// A message not yet sent that a higher-priority campaign may replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rival {
+    pub message_id: i64,
+    pub campaign_id: String,
+    pub priority: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A lower-priority message a planned one takes the place of under the cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preemption {
+    pub message_id: i64,
+    /// What the replaced message's log row says.
+    pub detail: String,
+    /// What the planned message's row says if the rival left meanwhile.
+    pub fallback_detail: String,
 }
 
 /// A coupon to issue with its message.
@@ -226,6 +249,8 @@ pub struct PlannedMessage {
     /// The rendered message as JSON.
     pub payload: Option<String>,
     pub coupon: Option<NewCoupon>,
+    /// The lower-priority message this one replaces (the cap is full).
+    pub preempts: Option<Preemption>,
 }
 
 impl PlannedMessage {
@@ -256,6 +281,26 @@ pub struct WriteTotals {
     pub already: u64,
     /// Coupons issued with the written messages.
     pub coupons: u64,
+    /// Lower-priority messages replaced under the cap (their coupons voided).
+    pub preempted: u64,
+}
+
+/// What the store wrote for one page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageWrite {
+    pub messages: u64,
+    pub coupons: u64,
+    pub preempted: u64,
+}
+
+impl WriteTotals {
+    /// Count a page of `planned` rows of which `w` were written.
+    pub fn add(&mut self, w: &PageWrite, planned: usize) {
+        self.written += w.messages;
+        self.coupons += w.coupons;
+        self.preempted += w.preempted;
+        self.already += (planned as u64).saturating_sub(w.messages);
+    }
 }
 
 /// What a run's log row says.
@@ -297,4 +342,7 @@ pub struct CouponRow {
     pub min_spend_fen: i64,
     pub expires_at: DateTime<Utc>,
     pub redeemed_order_id: Option<String>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    /// Set when its message lost its place under the frequency cap.
+    pub voided_at: Option<DateTime<Utc>>,
 }

@@ -13,7 +13,8 @@ use tracing::Instrument;
 use super::code::new_code;
 use super::outbox::{
     AudienceQuery, BirthdayDue, BroadcastDue, Candidate, CandidateQuery, CandidateSink, LapseRange,
-    MemberTest, MessageStatus, NewCoupon, PlannedMessage, Reason, RunRecord, Selector, WriteTotals,
+    MemberTest, MessageStatus, NewCoupon, PlannedMessage, Preemption, Reason, Rival, RunRecord,
+    Selector, WriteTotals,
 };
 use super::spec::{Campaign, SegmentRef, SendWindow, Trigger};
 use crate::domain::{Birthday, Email, Money, Phone, StoreInfo, WeChatOpenId};
@@ -82,6 +83,9 @@ pub struct RunReport {
     pub written: u64,
     /// Planned rows another run had already written.
     pub already: u64,
+    /// Lower-priority messages of the same day this run replaced under the
+    /// frequency cap (suppressed as `capped`, their coupons voided).
+    pub preempted: u64,
     pub samples: Vec<Sample>,
     pub seconds: f64,
 }
@@ -374,6 +378,7 @@ impl Planner<'_> {
             next_attempt_at: None,
             payload: None,
             coupon: None,
+            preempts: None,
         }
     }
 
@@ -443,6 +448,18 @@ impl Planner<'_> {
         }
     }
 
+    /// Under a full cap, the customer's message this campaign may take the
+    /// place of: one of a lower-priority campaign, created the same local
+    /// day, not yet sent, and whose removal makes room.
+    fn replaceable<'c>(&self, c: &'c Candidate, max: i64, tz: Tz) -> Option<&'c Rival> {
+        let rival = c.rival.as_ref()?;
+        let today = self.now.with_timezone(&tz).date_naive();
+        (c.recent_messages == max
+            && rival.priority < self.campaign.priority
+            && rival.created_at.with_timezone(&tz).date_naive() == today)
+            .then_some(rival)
+    }
+
     fn decide(&self, c: &Candidate) -> (PlannedMessage, Option<Rendered>) {
         let facts = &self.facts[&c.store_key];
         let tz = self.campaign.timezone.unwrap_or(facts.tz);
@@ -490,6 +507,7 @@ impl Planner<'_> {
                 .join("; ");
             return (self.suppressed(c, None, None, reason, detail), None);
         };
+        let mut preempts = None;
         if let Some((max, days)) = self.settings.cap
             && c.recent_messages >= i64::from(max)
         {
@@ -497,10 +515,27 @@ impl Planner<'_> {
                 "{} marketing message(s) in the last {days} day(s); the cap is {max}",
                 c.recent_messages
             );
-            return (
-                self.suppressed(c, Some(ch), Some(address), Reason::Capped, detail),
-                None,
-            );
+            match self.replaceable(c, i64::from(max), facts.tz) {
+                Some(rival) => {
+                    preempts = Some(Preemption {
+                        message_id: rival.message_id,
+                        detail: format!(
+                            "replaced by campaign {} (priority {} over {}): {detail}",
+                            self.campaign.id, self.campaign.priority, rival.priority
+                        ),
+                        fallback_detail: format!(
+                            "{detail}; the message of campaign {} it would have replaced had already left",
+                            rival.campaign_id
+                        ),
+                    });
+                }
+                None => {
+                    return (
+                        self.suppressed(c, Some(ch), Some(address), Reason::Capped, detail),
+                        None,
+                    );
+                }
+            }
         }
         let coupon = self.campaign.coupon.as_ref().map(|s| {
             let issued = self.now.with_timezone(&facts.tz).date_naive();
@@ -564,6 +599,7 @@ impl Planner<'_> {
                 next_attempt_at: Some(next),
                 payload,
                 coupon,
+                preempts,
             },
             Some(rendered),
         )
@@ -670,6 +706,7 @@ pub async fn run(
         report.candidates = totals.candidates;
         report.written = totals.written;
         report.already = totals.already;
+        report.preempted = totals.preempted;
         if write {
             report.coupons = totals.coupons;
         }
@@ -683,6 +720,7 @@ pub async fn run(
                     "candidates": report.candidates,
                     "written": report.written,
                     "already": report.already,
+                    "preempted": report.preempted,
                     "coupons": report.coupons,
                     "suppressed": report.suppressed,
                 })
@@ -705,6 +743,7 @@ pub async fn run(
             suppressed = report.suppressed_total(),
             coupons = report.coupons,
             already = report.already,
+            preempted = report.preempted,
             seconds = report.seconds,
             "campaign run"
         );

@@ -219,6 +219,12 @@ fn print_report(report: &RunReport, preview: bool) {
             "  rows written: {} (already there: {})",
             report.written, report.already
         );
+        if report.preempted > 0 {
+            println!(
+                "  replaced under the cap: {} lower-priority message(s) of today (now suppressed: capped, coupons voided)",
+                report.preempted
+            );
+        }
     }
     for s in &report.samples {
         println!(

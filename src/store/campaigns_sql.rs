@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, MemberTest, Selector};
+use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, MemberTest, Rival, Selector};
 use crate::expr::{Dialect, Placeholders, SqlParam};
 
 /// Statuses that count towards the frequency cap: planned or gone out.
@@ -216,11 +216,17 @@ WHERE {member} AND {audience} AND {fresh}{tail}"#
     (sql, ph.into_params())
 }
 
+/// Statuses of a message that has not left yet and may still be replaced.
+pub const UNSENT_STATUSES: &str = "('queued', 'deferred')";
+
 /// One page of candidates after customer id `?`, with everything the planner
-/// needs. Parameters: cap_since (ms), after (text), limit.
+/// needs. Parameters: cap_since (ms), cap_since again, priority, after
+/// (text), limit — in the order they appear, as SQLite's `?` needs.
 pub fn page(d: Dialect) -> String {
     let mut ph = Placeholders::new();
     let cap_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let rival_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let priority = int(d, &mut ph, 0);
     let after = ph.push(d, SqlParam::Text(String::new()));
     let limit = int(d, &mut ph, 0);
     let (t, f) = match d {
@@ -244,16 +250,71 @@ pub fn page(d: Dialect) -> String {
      WHERE t.store_key = COALESCE(c.store_code, '') AND b.month = c.birth_month AND b.day = c.birth_day) AS days_to_birthday,
     {sms} AS sms_opted_out, {email} AS email_opted_out, {wechat} AS wechat_opted_out,
     (SELECT count(*) FROM messages m WHERE m.customer_id = c.id AND m.created_at >= {cap_since}
-       AND m.status IN {CAPPED_STATUSES}) AS recent_messages
+       AND m.status IN {CAPPED_STATUSES}) AS recent_messages,
+    w.id AS rival_id, w.campaign_id AS rival_campaign, CAST(w.priority AS BIGINT) AS rival_priority,
+    {rival_created} AS rival_created_at
 FROM camp_cand x
 JOIN customers c ON c.id = x.customer_id
 LEFT JOIN stores s ON s.code = c.store_code
 LEFT JOIN customer_attributes a ON a.customer_id = c.id
+LEFT JOIN messages w ON w.id = (SELECT m.id FROM messages m WHERE m.customer_id = c.id
+    AND m.created_at >= {rival_since} AND m.status IN {UNSENT_STATUSES} AND m.priority < {priority}
+    ORDER BY m.priority, m.created_at DESC, m.id DESC LIMIT 1)
 WHERE x.customer_id > {after}
 ORDER BY x.customer_id
 LIMIT {limit}"#,
         sms = opted("sms", "phone"),
         email = opted("email", "email"),
         wechat = opted("wechat", "wechat_openid"),
+        rival_created = as_ms(d, "w.created_at"),
+    )
+}
+
+/// The page's rival columns (`rival_id`, `rival_campaign`, `rival_priority`,
+/// `rival_created_at` in epoch milliseconds) as a [`Rival`].
+pub fn rival(
+    id: Option<i64>,
+    campaign_id: Option<String>,
+    priority: Option<i64>,
+    created_ms: Option<i64>,
+) -> Option<Rival> {
+    Some(Rival {
+        message_id: id?,
+        campaign_id: campaign_id?,
+        priority: i32::try_from(priority?).ok()?,
+        created_at: DateTime::<Utc>::from_timestamp_millis(created_ms?)?,
+    })
+}
+
+/// Replace a lower-priority message that has not left yet. Parameters:
+/// detail, now (ms), message id. Affects no row when it has left meanwhile.
+pub fn preempt(d: Dialect) -> String {
+    let mut ph = Placeholders::new();
+    let detail = text(d, &mut ph, "");
+    let now = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let id = int(d, &mut ph, 0);
+    format!(
+        "UPDATE messages SET status = 'suppressed', reason = 'capped', detail = {detail}, \
+         next_attempt_at = NULL, updated_at = {now} WHERE id = {id} AND status IN {UNSENT_STATUSES}"
+    )
+}
+
+/// Void the coupon of a replaced message. Parameters: now (ms), message id.
+pub fn void_coupon(d: Dialect) -> String {
+    let mut ph = Placeholders::new();
+    let now = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let id = int(d, &mut ph, 0);
+    format!("UPDATE coupons SET voided_at = {now} WHERE message_id = {id} AND voided_at IS NULL")
+}
+
+/// A planned message whose rival left before it could be replaced is capped
+/// after all, without its coupon. Parameters: detail, message id.
+pub fn capped_after_all(d: Dialect) -> String {
+    let mut ph = Placeholders::new();
+    let detail = text(d, &mut ph, "");
+    let id = int(d, &mut ph, 0);
+    format!(
+        "UPDATE messages SET status = 'suppressed', reason = 'capped', detail = {detail}, \
+         next_attempt_at = NULL, coupon_code = NULL WHERE id = {id}"
     )
 }

@@ -10,8 +10,8 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 use super::PgStore;
 use super::segments::load_calendar;
 use crate::campaigns::outbox::{
-    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PlannedMessage, RunRecord,
-    Selector, WriteTotals,
+    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite, PlannedMessage,
+    RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
 use crate::store::{StoreError, campaigns_sql};
@@ -48,6 +48,8 @@ impl PgStore {
         loop {
             let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
                 .bind(q.cap_since.timestamp_millis())
+                .bind(q.cap_since.timestamp_millis())
+                .bind(i64::from(q.priority))
                 .bind(&after)
                 .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
                 .fetch_all(&mut *conn)
@@ -63,10 +65,8 @@ impl PgStore {
                     break;
                 }
                 match write_page(&mut conn, q, &planned).await {
-                    Ok((written, coupons)) => {
-                        totals.written += written;
-                        totals.coupons += coupons;
-                        totals.already += planned.len() as u64 - written;
+                    Ok(w) => {
+                        totals.add(&w, planned.len());
                         break;
                     }
                     Err(StoreError::Database(sqlx::Error::Database(e)))
@@ -230,16 +230,27 @@ fn candidate(r: &PgRow) -> Result<Candidate, StoreError> {
         email_opted_out: r.try_get("email_opted_out")?,
         wechat_opted_out: r.try_get("wechat_opted_out")?,
         recent_messages: r.try_get("recent_messages")?,
+        rival: rival(r)?,
     })
 }
 
+fn rival(r: &PgRow) -> Result<Option<crate::campaigns::outbox::Rival>, StoreError> {
+    Ok(campaigns_sql::rival(
+        r.try_get("rival_id")?,
+        r.try_get("rival_campaign")?,
+        r.try_get("rival_priority")?,
+        r.try_get("rival_created_at")?,
+    ))
+}
+
 /// Write a page's messages (those whose dedupe key is new) and the coupons of
-/// the messages written, in one transaction. Returns (messages, coupons).
+/// the messages written, in one transaction; a message that replaces a
+/// lower-priority one under the cap suppresses it and voids its coupon.
 async fn write_page(
     conn: &mut Conn,
     q: &CandidateQuery,
     planned: &[PlannedMessage],
-) -> Result<(u64, u64), StoreError> {
+) -> Result<PageWrite, StoreError> {
     let col = |f: &dyn Fn(&PlannedMessage) -> Option<String>| -> Vec<Option<String>> {
         planned.iter().map(f).collect()
     };
@@ -279,11 +290,44 @@ async fn write_page(
         .map(|r| Ok((r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?)))
         .collect::<Result<_, sqlx::Error>>()?;
     let written = ids.len() as u64;
+    let now_ms = q.now.timestamp_millis();
+    let mut lost = std::collections::HashSet::new();
+    let mut preempted = 0;
+    for (key, m) in keys.iter().zip(planned) {
+        let (Some(p), Some(id)) = (&m.preempts, ids.get(key)) else {
+            continue;
+        };
+        let replaced = sqlx::query(AssertSqlSafe(campaigns_sql::preempt(Dialect::Postgres)))
+            .bind(&p.detail)
+            .bind(now_ms)
+            .bind(p.message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if replaced == 1 {
+            sqlx::query(AssertSqlSafe(campaigns_sql::void_coupon(Dialect::Postgres)))
+                .bind(now_ms)
+                .bind(p.message_id)
+                .execute(&mut *tx)
+                .await?;
+            preempted += 1;
+        } else {
+            sqlx::query(AssertSqlSafe(campaigns_sql::capped_after_all(
+                Dialect::Postgres,
+            )))
+            .bind(&p.fallback_detail)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+            lost.insert(*id);
+        }
+    }
     let with_coupon: Vec<(i64, &PlannedMessage)> = keys
         .iter()
         .zip(planned)
         .filter(|(_, m)| m.coupon.is_some())
         .filter_map(|(key, m)| ids.get(key).map(|id| (*id, m)))
+        .filter(|(id, _)| !lost.contains(id))
         .collect();
     if !with_coupon.is_empty() {
         let c = |m: &PlannedMessage| m.coupon.clone().expect("filtered on coupon");
@@ -343,7 +387,11 @@ async fn write_page(
         .await?;
     }
     tx.commit().await?;
-    Ok((written, with_coupon.len() as u64))
+    Ok(PageWrite {
+        messages: written,
+        coupons: with_coupon.len() as u64,
+        preempted,
+    })
 }
 
 impl PgStore {
@@ -389,7 +437,8 @@ impl PgStore {
     ) -> Result<Vec<CouponRow>, StoreError> {
         let rows = sqlx::query(
             r#"SELECT code, campaign_id, customer_id, message_id, kind, value::bigint AS value, min_spend_fen,
-                   expires_at, redeemed_order_id FROM coupons WHERE campaign_id = $1 ORDER BY code"#,
+                   expires_at, redeemed_order_id, redeemed_at, voided_at
+               FROM coupons WHERE campaign_id = $1 ORDER BY code"#,
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)
@@ -406,6 +455,8 @@ impl PgStore {
                     min_spend_fen: r.try_get("min_spend_fen")?,
                     expires_at: r.try_get("expires_at")?,
                     redeemed_order_id: r.try_get("redeemed_order_id")?,
+                    redeemed_at: r.try_get("redeemed_at")?,
+                    voided_at: r.try_get("voided_at")?,
                 })
             })
             .collect()

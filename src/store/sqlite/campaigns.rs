@@ -10,8 +10,8 @@ use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, Sqlite};
 use super::segments::load_calendar;
 use super::{SqliteStore, from_ms, ms};
 use crate::campaigns::outbox::{
-    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PlannedMessage, RunRecord,
-    Selector, WriteTotals,
+    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite, PlannedMessage,
+    RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
 use crate::store::{StoreError, campaigns_sql};
@@ -48,6 +48,8 @@ impl SqliteStore {
         loop {
             let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
                 .bind(ms(q.cap_since))
+                .bind(ms(q.cap_since))
+                .bind(i64::from(q.priority))
                 .bind(&after)
                 .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
                 .fetch_all(&mut *conn)
@@ -63,10 +65,8 @@ impl SqliteStore {
                     break;
                 }
                 match write_page(&mut conn, q, &planned).await {
-                    Ok((written, coupons)) => {
-                        totals.written += written;
-                        totals.coupons += coupons;
-                        totals.already += planned.len() as u64 - written;
+                    Ok(w) => {
+                        totals.add(&w, planned.len());
                         break;
                     }
                     Err(StoreError::Database(sqlx::Error::Database(e)))
@@ -222,16 +222,27 @@ fn candidate(r: &SqliteRow) -> Result<Candidate, StoreError> {
         email_opted_out: r.try_get::<i64, _>("email_opted_out")? != 0,
         wechat_opted_out: r.try_get::<i64, _>("wechat_opted_out")? != 0,
         recent_messages: r.try_get("recent_messages")?,
+        rival: rival(r)?,
     })
 }
 
+fn rival(r: &SqliteRow) -> Result<Option<crate::campaigns::outbox::Rival>, StoreError> {
+    Ok(campaigns_sql::rival(
+        r.try_get("rival_id")?,
+        r.try_get("rival_campaign")?,
+        r.try_get("rival_priority")?,
+        r.try_get("rival_created_at")?,
+    ))
+}
+
 /// Write a page's messages (those whose dedupe key is new) and the coupons of
-/// the messages written, in one transaction. Returns (messages, coupons).
+/// the messages written, in one transaction; a message that replaces a
+/// lower-priority one under the cap suppresses it and voids its coupon.
 async fn write_page(
     conn: &mut Conn,
     q: &CandidateQuery,
     planned: &[PlannedMessage],
-) -> Result<(u64, u64), StoreError> {
+) -> Result<PageWrite, StoreError> {
     let now = ms(q.now);
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let keyed: Vec<(String, &PlannedMessage)> = planned
@@ -273,9 +284,38 @@ async fn write_page(
             }
         }
     }
+    let mut lost = std::collections::HashSet::new();
+    let mut preempted = 0;
+    for (id, m) in &written {
+        let Some(p) = &m.preempts else { continue };
+        let replaced = sqlx::query(AssertSqlSafe(campaigns_sql::preempt(Dialect::Sqlite)))
+            .bind(&p.detail)
+            .bind(now)
+            .bind(p.message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if replaced == 1 {
+            sqlx::query(AssertSqlSafe(campaigns_sql::void_coupon(Dialect::Sqlite)))
+                .bind(now)
+                .bind(p.message_id)
+                .execute(&mut *tx)
+                .await?;
+            preempted += 1;
+        } else {
+            sqlx::query(AssertSqlSafe(campaigns_sql::capped_after_all(
+                Dialect::Sqlite,
+            )))
+            .bind(&p.fallback_detail)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+            lost.insert(*id);
+        }
+    }
     let with_coupon: Vec<(i64, &PlannedMessage)> = written
         .iter()
-        .filter(|(_, m)| m.coupon.is_some())
+        .filter(|(id, m)| m.coupon.is_some() && !lost.contains(id))
         .copied()
         .collect();
     for chunk in with_coupon.chunks(MESSAGE_ROWS_PER_STATEMENT) {
@@ -299,7 +339,11 @@ async fn write_page(
         qb.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok((written.len() as u64, with_coupon.len() as u64))
+    Ok(PageWrite {
+        messages: written.len() as u64,
+        coupons: with_coupon.len() as u64,
+        preempted,
+    })
 }
 
 impl SqliteStore {
@@ -348,7 +392,8 @@ impl SqliteStore {
     ) -> Result<Vec<CouponRow>, StoreError> {
         let rows = sqlx::query(
             r#"SELECT code, campaign_id, customer_id, message_id, kind, value, min_spend_fen, expires_at,
-                   redeemed_order_id FROM coupons WHERE campaign_id = ? ORDER BY code"#,
+                   redeemed_order_id, redeemed_at, voided_at
+               FROM coupons WHERE campaign_id = ? ORDER BY code"#,
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)
@@ -365,6 +410,14 @@ impl SqliteStore {
                     min_spend_fen: r.try_get("min_spend_fen")?,
                     expires_at: from_ms("coupons", r.try_get("expires_at")?)?,
                     redeemed_order_id: r.try_get("redeemed_order_id")?,
+                    redeemed_at: r
+                        .try_get::<Option<i64>, _>("redeemed_at")?
+                        .map(|v| from_ms("coupons", v))
+                        .transpose()?,
+                    voided_at: r
+                        .try_get::<Option<i64>, _>("voided_at")?
+                        .map(|v| from_ms("coupons", v))
+                        .transpose()?,
                 })
             })
             .collect()
