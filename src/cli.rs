@@ -45,7 +45,7 @@ pub enum Command {
     Jobs(JobsArgs),
     /// Segment sizes, or one customer's attributes, segments and history.
     Segments(SegmentsArgs),
-    /// Check campaign files, or preview who would get what.
+    /// Check campaign files, preview who would get what, or show their figures.
     Campaigns(CampaignsArgs),
 }
 
@@ -65,6 +65,19 @@ pub enum CampaignsCommand {
     /// Who would get what at --now: audience, suppressions by reason, and
     /// rendered messages. Writes nothing.
     Preview(CampaignsPreviewArgs),
+    /// Each campaign's messages by status, coupons issued and redeemed,
+    /// redemption rate and the revenue of redeeming orders.
+    Stats(CampaignsStatsArgs),
+}
+
+/// `outreach campaigns stats [ID]`
+#[derive(Debug, Args)]
+pub struct CampaignsStatsArgs {
+    /// One campaign (default: every campaign that has messages).
+    pub id: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 /// `outreach campaigns check [DIR]`

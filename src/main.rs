@@ -34,6 +34,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Campaigns(args) => match &args.command {
             CampaignsCommand::Check(a) => commands::campaigns::check(&settings, clock, a).await,
             CampaignsCommand::Preview(a) => commands::campaigns::preview(&settings, clock, a).await,
+            CampaignsCommand::Stats(a) => commands::campaigns::stats(&settings, clock, a).await,
         },
     }
 }

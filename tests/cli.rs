@@ -483,6 +483,19 @@ fn campaigns_check_preview_and_run_once() {
     assert_eq!(code, 0);
     let again: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(again["written"], 0, "{out}");
+    // The figures: every win-back coupon issued, none redeemed yet.
+    let (code, out, err) =
+        run(outreach(dir).args(["campaigns", "stats", "winback", "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["coupons_issued"].as_u64(), Some(queued), "{out}");
+    assert_eq!(stats["coupons_redeemed"].as_u64(), Some(0), "{out}");
+    let (code, out, _) = run(outreach(dir).args(["campaigns", "stats"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("winback") && out.contains("redeemed"), "{out}");
+    let (code, _, err) = run(outreach(dir).args(["campaigns", "stats", "nope"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("campaign nope has no messages yet"), "{err}");
     // A broken file: reported with its place, exit 1, the others still pass.
     std::fs::write(
         dir.join("campaigns/broken.yaml"),

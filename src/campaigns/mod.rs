@@ -5,10 +5,12 @@
 pub mod code;
 pub mod file;
 pub mod outbox;
+pub mod redemption;
 pub mod run;
 pub mod schedule;
 pub mod set;
 pub mod spec;
+pub mod stats;
 
 pub use file::CheckEnv;
 pub use schedule::Schedule;

@@ -6,8 +6,11 @@ use serde_json::json;
 
 use super::open_store;
 use crate::campaigns::run::{self, Mode, RunInputs, RunReport, RunSettings};
+use crate::campaigns::stats::CampaignStats;
 use crate::campaigns::{Campaign, Loaded, Trigger, load};
-use crate::cli::{CampaignsCheckArgs, CampaignsPreviewArgs, JobRunArgs, OutputFormat};
+use crate::cli::{
+    CampaignsCheckArgs, CampaignsPreviewArgs, CampaignsStatsArgs, JobRunArgs, OutputFormat,
+};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::store::Store;
@@ -302,6 +305,83 @@ pub async fn preview(
         }
     }
     Ok(0)
+}
+
+/// `outreach campaigns stats [ID]`.
+pub async fn stats(
+    settings: &Settings,
+    clock: SharedClock,
+    args: &CampaignsStatsArgs,
+) -> Result<u8> {
+    let store = open_store(settings, &clock).await?;
+    let stats = store.campaign_stats(args.id.as_deref()).await?;
+    if let (Some(id), true) = (&args.id, stats.is_empty()) {
+        anyhow::bail!(
+            "campaign {id} has no messages yet (run it with `outreach jobs run campaign:{id}`)"
+        );
+    }
+    match args.format {
+        OutputFormat::Json => {
+            for s in &stats {
+                println!("{}", serde_json::to_string(s)?);
+            }
+        }
+        OutputFormat::Table => print_stats(&stats),
+    }
+    Ok(0)
+}
+
+fn print_stats(stats: &[CampaignStats]) {
+    if stats.is_empty() {
+        println!("no campaign has messages yet");
+        return;
+    }
+    println!(
+        "{:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>10} {:>8} {:>8} {:>6} {:>12}",
+        "campaign",
+        "queued",
+        "deferred",
+        "sent",
+        "delivered",
+        "failed",
+        "dead",
+        "suppressed",
+        "coupons",
+        "redeemed",
+        "rate",
+        "revenue ¥"
+    );
+    for s in stats {
+        println!(
+            "{:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>10} {:>8} {:>8} {:>5.1}% {:>12}",
+            s.campaign_id,
+            s.count("queued"),
+            s.count("deferred"),
+            s.count("sent") + s.count("sending"),
+            s.count("delivered"),
+            s.count("failed"),
+            s.count("dead"),
+            s.count("suppressed"),
+            s.coupons_issued,
+            s.coupons_redeemed,
+            s.redemption_rate * 100.0,
+            s.revenue().to_string(),
+        );
+    }
+    for s in stats
+        .iter()
+        .filter(|s| !s.suppressed.is_empty() || s.coupons_voided > 0)
+    {
+        let mut parts: Vec<String> = s
+            .suppressed
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        if s.coupons_voided > 0 {
+            parts.push(format!("coupons voided under the cap {}", s.coupons_voided));
+        }
+        println!("  {}: suppressed: {}", s.campaign_id, parts.join(", "));
+    }
 }
 
 /// `outreach jobs run campaign:ID`.

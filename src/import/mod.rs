@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::campaigns::redemption::RedemptionOutcome;
 use crate::domain::{Customer, Order};
 use crate::store::{SharedStore, StoreError, UpsertCounts};
 pub use rows::ParseContext;
@@ -122,7 +123,34 @@ pub struct ImportReport {
     pub ignored_columns: Vec<String>,
     /// The first rejected rows (all are printed to stderr).
     pub errors: Vec<RowError>,
+    /// What the orders' coupon codes did.
+    pub coupons: CouponTally,
+    /// The first orders whose coupon code was refused (all are printed to
+    /// stderr); the orders themselves were imported.
+    pub coupon_refusals: Vec<RowError>,
     pub seconds: f64,
+}
+
+/// Coupon codes seen in an orders import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CouponTally {
+    /// Coupons redeemed by this import.
+    pub redeemed: u64,
+    /// Orders that had redeemed their coupon already (a re-import).
+    pub already_held: u64,
+    /// Codes that match no coupon issued here (the shop's own promotions).
+    pub not_ours: u64,
+    /// Codes refused: used before, expired, another customer's, …
+    pub refused: u64,
+}
+
+impl std::ops::AddAssign for CouponTally {
+    fn add_assign(&mut self, o: CouponTally) {
+        self.redeemed += o.redeemed;
+        self.already_held += o.already_held;
+        self.not_ours += o.not_ours;
+        self.refused += o.refused;
+    }
 }
 
 impl ImportReport {
@@ -161,6 +189,13 @@ impl ImportReport {
                 self.superseded
             ));
         }
+        let c = &self.coupons;
+        if c.redeemed + c.already_held + c.not_ours + c.refused > 0 {
+            s.push_str(&format!(
+                "; coupons: {} redeemed, {} refused, {} already redeemed by the same order, {} codes not issued here",
+                c.redeemed, c.refused, c.already_held, c.not_ours
+            ));
+        }
         if !self.ignored_columns.is_empty() {
             s.push_str(&format!(
                 "; ignored columns: {}",
@@ -177,26 +212,48 @@ struct Batch<T> {
     lines: Vec<u64>,
 }
 
+/// What the store did with a batch.
+#[derive(Debug, Default)]
+struct Written {
+    counts: UpsertCounts,
+    /// Indexes of rows the database refused.
+    refused: Vec<usize>,
+    coupons: RedemptionOutcome,
+}
+
+/// What a lane reports besides the counts: a rejected row, or an order
+/// whose coupon code was refused (the order itself was imported).
+enum Note {
+    Reject(RowError),
+    Coupon(RowError),
+}
+
 /// A type that can be upserted in batches.
 trait Importable: Send + Sized + 'static {
     fn id(&self) -> &str;
+    /// What picks the writer lane: rows with the same key are written in
+    /// file order by one lane.
+    fn lane_key(&self) -> &str;
     fn parse(
         row: &source::RawRow,
         cols: &[Option<usize>],
         ctx: &ParseContext,
     ) -> Result<Self, RowError>;
-    /// Upsert a batch; returns the counts and the indexes of rows the database refused.
+    /// Upsert a batch.
     fn upsert(
         store: &SharedStore,
         batch: &[Self],
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(UpsertCounts, Vec<usize>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
     /// Why the database refused row `self`.
     fn refusal(&self) -> RowError;
 }
 
 impl Importable for Customer {
     fn id(&self) -> &str {
+        self.id.as_str()
+    }
+    fn lane_key(&self) -> &str {
         self.id.as_str()
     }
     fn parse(
@@ -210,8 +267,11 @@ impl Importable for Customer {
         store: &SharedStore,
         batch: &[Self],
         now: DateTime<Utc>,
-    ) -> Result<(UpsertCounts, Vec<usize>), StoreError> {
-        Ok((store.upsert_customers(batch, now).await?, Vec::new()))
+    ) -> Result<Written, StoreError> {
+        Ok(Written {
+            counts: store.upsert_customers(batch, now).await?,
+            ..Written::default()
+        })
     }
     fn refusal(&self) -> RowError {
         RowError {
@@ -227,6 +287,12 @@ impl Importable for Order {
     fn id(&self) -> &str {
         self.id.as_str()
     }
+    /// All of a customer's orders go through one lane, so that the orders
+    /// that carry one of the customer's coupon codes are redeemed in file
+    /// order, whatever the number of lanes.
+    fn lane_key(&self) -> &str {
+        self.customer_id.as_str()
+    }
     fn parse(
         row: &source::RawRow,
         cols: &[Option<usize>],
@@ -238,9 +304,13 @@ impl Importable for Order {
         store: &SharedStore,
         batch: &[Self],
         now: DateTime<Utc>,
-    ) -> Result<(UpsertCounts, Vec<usize>), StoreError> {
+    ) -> Result<Written, StoreError> {
         let outcome = store.upsert_orders(batch, now).await?;
-        Ok((outcome.counts, outcome.unknown_customers))
+        Ok(Written {
+            counts: outcome.counts,
+            refused: outcome.unknown_customers,
+            coupons: outcome.coupons,
+        })
     }
     fn refusal(&self) -> RowError {
         RowError {
@@ -262,11 +332,17 @@ struct Rejects {
     bar: Option<ProgressBar>,
     count: u64,
     kept: Vec<RowError>,
+    coupon_count: u64,
+    coupons: Vec<RowError>,
 }
 
 impl Rejects {
-    fn add(&mut self, e: RowError) {
-        self.count += 1;
+    fn add(&mut self, note: Note) {
+        let (e, count, kept) = match note {
+            Note::Reject(e) => (e, &mut self.count, &mut self.kept),
+            Note::Coupon(e) => (e, &mut self.coupon_count, &mut self.coupons),
+        };
+        *count += 1;
         if self.print {
             let line = e.display_in(&self.file);
             match &self.bar {
@@ -274,8 +350,8 @@ impl Rejects {
                 None => eprintln!("{line}"),
             }
         }
-        if self.kept.len() < KEPT_REJECTS {
-            self.kept.push(e);
+        if kept.len() < KEPT_REJECTS {
+            kept.push(e);
         }
     }
 }
@@ -331,12 +407,14 @@ async fn run<T: Importable>(
     let columns = source.column_numbers();
     let batch_size = options.batch_size;
 
-    // One lane per concurrent writer; a row's lane is a hash of its id, so
-    // every row with the same id goes through the same lane, in file order.
+    // One lane per concurrent writer; a row's lane is a hash of its lane key
+    // (a customer's id, also for orders), so every row with the same id goes
+    // through the same lane, in file order — an order moved to another
+    // customer within one file is the exception: its two rows race.
     let lanes = store.write_lanes().max(1);
     let mut lane_txs = Vec::with_capacity(lanes);
     let mut lane_tasks = Vec::with_capacity(lanes);
-    let (reject_tx, mut reject_rx) = mpsc::unbounded_channel::<RowError>();
+    let (reject_tx, mut reject_rx) = mpsc::unbounded_channel::<Note>();
     for _ in 0..lanes {
         let (tx, mut rx) = mpsc::channel::<Batch<T>>(2);
         lane_txs.push(tx);
@@ -346,13 +424,16 @@ async fn run<T: Importable>(
         let progress = progress.clone();
         lane_tasks.push(tokio::spawn(async move {
             let mut counts = UpsertCounts::default();
+            let mut coupons = CouponTally::default();
             while let Some(batch) = rx.recv().await {
-                counts += write_batch(&store, batch, now, &rejects).await?;
+                let (c, k) = write_batch(&store, batch, now, &rejects).await?;
+                counts += c;
+                coupons += k;
                 if let Some(bar) = &bar {
                     bar.set_position(progress.load(Ordering::Relaxed));
                 }
             }
-            Ok::<_, StoreError>(counts)
+            Ok::<_, StoreError>((counts, coupons))
         }));
     }
     let parser_rejects = reject_tx;
@@ -373,13 +454,13 @@ async fn run<T: Importable>(
             let (line, item) = match parsed {
                 Ok(ok) => ok,
                 Err(e) => {
-                    if parser_rejects.send(e).is_err() {
+                    if parser_rejects.send(Note::Reject(e)).is_err() {
                         break;
                     }
                     continue;
                 }
             };
-            let lane = lane_of(item.id(), lanes);
+            let lane = lane_of(item.lane_key(), lanes);
             let batch = &mut batches[lane];
             // The same id twice in one batch: the later row replaces the earlier.
             if let Some(&at) = seen[lane].get(item.id()) {
@@ -413,16 +494,22 @@ async fn run<T: Importable>(
         bar: bar.clone(),
         count: 0,
         kept: Vec::new(),
+        coupon_count: 0,
+        coupons: Vec::new(),
     };
     // Every sender (the parser and the lanes) gone: everything is written.
     while let Some(e) = reject_rx.recv().await {
         rejects.add(e);
     }
     let mut counts = UpsertCounts::default();
+    let mut coupons = CouponTally::default();
     let mut write_error = None;
     for task in lane_tasks {
         match task.await {
-            Ok(Ok(c)) => counts += c,
+            Ok(Ok((c, k))) => {
+                counts += c;
+                coupons += k;
+            }
             Ok(Err(e)) => write_error = write_error.or(Some(ImportError::Store(e))),
             Err(_) => write_error = write_error.or(Some(ImportError::WorkerPanicked)),
         }
@@ -440,6 +527,9 @@ async fn run<T: Importable>(
     let (source, rows, superseded) = joined?;
     let mut errors = rejects.kept;
     errors.sort_by_key(|e| e.line);
+    let mut coupon_refusals = rejects.coupons;
+    coupon_refusals.sort_by_key(|e| e.line);
+    coupons.refused = rejects.coupon_count;
     Ok(ImportReport {
         file: file_name,
         kind,
@@ -451,6 +541,8 @@ async fn run<T: Importable>(
         rejected: rejects.count,
         ignored_columns: source.ignored_columns,
         errors,
+        coupons,
+        coupon_refusals,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -462,23 +554,41 @@ fn kind_name(kind: ImportKind) -> &'static str {
     }
 }
 
-/// Writes one batch; rows the database refuses (orders of unknown customers) become rejects.
+/// Writes one batch; rows the database refuses (orders of unknown customers)
+/// become rejects, refused coupon codes become notes.
 async fn write_batch<T: Importable>(
     store: &SharedStore,
     batch: Batch<T>,
     now: DateTime<Utc>,
-    rejects: &mpsc::UnboundedSender<RowError>,
-) -> Result<UpsertCounts, StoreError> {
-    let (counts, refused) = T::upsert(store, &batch.items, now).await?;
-    for idx in refused {
+    rejects: &mpsc::UnboundedSender<Note>,
+) -> Result<(UpsertCounts, CouponTally), StoreError> {
+    let written = T::upsert(store, &batch.items, now).await?;
+    for idx in written.refused {
         if let (Some(item), Some(&line)) = (batch.items.get(idx), batch.lines.get(idx)) {
-            let _ = rejects.send(RowError {
+            let _ = rejects.send(Note::Reject(RowError {
                 line,
                 ..item.refusal()
-            });
+            }));
         }
     }
-    Ok(counts)
+    let c = written.coupons;
+    for note in c.refused {
+        if let Some(&line) = batch.lines.get(note.index) {
+            let _ = rejects.send(Note::Coupon(RowError {
+                line,
+                column: None,
+                field: Some("coupon_code"),
+                reason: note.message,
+            }));
+        }
+    }
+    let tally = CouponTally {
+        redeemed: c.redeemed,
+        already_held: c.held,
+        not_ours: c.foreign,
+        refused: 0,
+    };
+    Ok((written.counts, tally))
 }
 
 /// The lane of an id: a stable hash, so one id always takes the same lane.

@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
+use crate::campaigns::redemption::RedemptionOutcome;
+use crate::campaigns::stats::CampaignStats;
 use crate::domain::{Customer, CustomerId, Order, StoreInfo};
 use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
@@ -83,6 +85,8 @@ pub struct OrderBatchOutcome {
     pub counts: UpsertCounts,
     /// Indexes (into the batch) of orders whose customer does not exist; not written.
     pub unknown_customers: Vec<usize>,
+    /// What the orders' coupon codes redeemed or why they did not.
+    pub coupons: RedemptionOutcome,
 }
 
 /// Row counts of the main tables.
@@ -260,6 +264,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The coupons a campaign issued, by code.
     async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError>;
+
+    /// Each campaign's figures (one campaign, or every campaign that has
+    /// messages), by id.
+    async fn campaign_stats(
+        &self,
+        campaign_id: Option<&str>,
+    ) -> Result<Vec<CampaignStats>, StoreError>;
 }
 
 /// A shared, dynamically dispatched store.

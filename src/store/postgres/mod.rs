@@ -3,6 +3,7 @@
 //! one round trip of data and one transaction.
 
 mod campaigns;
+mod coupons;
 mod segments;
 
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ use super::{
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
+use crate::campaigns::stats::CampaignStats;
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Money, Order, OrderId, Phone, StoreCode,
     StoreInfo, Tags, WeChatOpenId,
@@ -408,7 +410,20 @@ impl Store for PgStore {
                        (EXCLUDED.customer_id, EXCLUDED.store_code, EXCLUDED.amount_fen,
                         EXCLUDED.ordered_at, EXCLUDED.local_date, EXCLUDED.local_minute,
                         EXCLUDED.coupon_code)
-                 RETURNING (xmax = 0) AS inserted)
+                 RETURNING id, coupon_code, (xmax = 0) AS inserted),
+               -- Every part of the statement sees the orders as they were, so
+               -- this finds re-imported orders whose code changed and
+               -- releases the coupon each had redeemed.
+               changed AS (
+                 SELECT o.id, o.coupon_code AS old_code
+                 FROM up JOIN orders AS o ON o.id = up.id
+                 WHERE NOT up.inserted AND o.coupon_code IS NOT NULL
+                   AND o.coupon_code IS DISTINCT FROM up.coupon_code),
+               released AS (
+                 UPDATE coupons AS c SET redeemed_order_id = NULL, redeemed_at = NULL
+                 FROM changed
+                 WHERE c.code = changed.old_code AND c.redeemed_order_id = changed.id
+                 RETURNING c.code)
                SELECT count(*) FILTER (WHERE inserted) AS inserted,
                       count(*) FILTER (WHERE NOT inserted) AS updated
                FROM up"#,
@@ -416,6 +431,14 @@ impl Store for PgStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let valid_idx: Vec<usize> = (0..batch.len())
+            .filter(|i| {
+                i32::try_from(*i)
+                    .map(|i| unknown.binary_search(&i).is_err())
+                    .unwrap_or(true)
+            })
+            .collect();
+        let coupons = coupons::redeem(&mut tx, batch, &valid_idx).await?;
         tx.commit().await?;
         let inserted: i64 = row.try_get("inserted")?;
         let updated: i64 = row.try_get("updated")?;
@@ -427,6 +450,7 @@ impl Store for PgStore {
                 .into_iter()
                 .filter_map(|i| usize::try_from(i).ok())
                 .collect(),
+            coupons,
         })
     }
 
@@ -581,5 +605,12 @@ impl Store for PgStore {
 
     async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError> {
         self.read_coupons(campaign_id).await
+    }
+
+    async fn campaign_stats(
+        &self,
+        campaign_id: Option<&str>,
+    ) -> Result<Vec<CampaignStats>, StoreError> {
+        self.read_stats(campaign_id).await
     }
 }

@@ -2,8 +2,10 @@
 //! prepared multi-row upserts inside one transaction per batch.
 
 mod campaigns;
+mod coupons;
 mod segments;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use super::{
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
+use crate::campaigns::stats::CampaignStats;
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
     Tags, WeChatOpenId,
@@ -393,12 +396,26 @@ impl Store for SqliteStore {
                 .map(|(_, o)| o)
                 .collect()
         };
-        let existing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM orders WHERE id IN (SELECT value FROM json_each(?1))",
+        // How many exist already, and the codes they carried (a changed code
+        // releases the coupon the order had redeemed).
+        let row = sqlx::query(
+            r#"SELECT count(*) AS existing,
+                      json_group_array(json_array(id, coupon_code))
+                          FILTER (WHERE coupon_code IS NOT NULL) AS codes
+               FROM orders WHERE id IN (SELECT value FROM json_each(?1))"#,
         )
         .bind(json_array(valid.iter().map(|o| o.id.as_str())))
         .fetch_one(&mut *tx)
         .await?;
+        let existing: i64 = row.try_get("existing")?;
+        let previous: HashMap<String, String> =
+            serde_json::from_str::<Vec<(String, String)>>(row.try_get("codes")?)
+                .map_err(|e| StoreError::Corrupt {
+                    table: "orders",
+                    reason: format!("coupon codes: {e}"),
+                })?
+                .into_iter()
+                .collect();
         let mut affected = 0u64;
         for chunk in valid.chunks(ROWS_PER_STATEMENT) {
             let sql = if chunk.len() == ROWS_PER_STATEMENT {
@@ -427,11 +444,16 @@ impl Store for SqliteStore {
             }
             affected += q.execute(&mut *tx).await?.rows_affected();
         }
+        let valid_idx: Vec<usize> = (0..batch.len())
+            .filter(|i| unknown_customers.binary_search(i).is_err())
+            .collect();
+        let coupons = coupons::redeem(&mut tx, batch, &valid_idx, &previous).await?;
         mark_dirty(&mut tx, valid.iter().map(|o| o.customer_id.as_str())).await?;
         tx.commit().await?;
         Ok(OrderBatchOutcome {
             counts: counts_from(valid.len(), existing, affected),
             unknown_customers,
+            coupons,
         })
     }
 
@@ -586,5 +608,12 @@ impl Store for SqliteStore {
 
     async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError> {
         self.read_coupons(campaign_id).await
+    }
+
+    async fn campaign_stats(
+        &self,
+        campaign_id: Option<&str>,
+    ) -> Result<Vec<CampaignStats>, StoreError> {
+        self.read_stats(campaign_id).await
     }
 }
