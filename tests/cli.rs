@@ -515,4 +515,14 @@ fn campaigns_check_preview_and_run_once() {
     let (code, _, err) = run(outreach(dir).args(["jobs", "run", "campaign:broken"]));
     assert_eq!(code, 1);
     assert!(err.contains("broken.yaml:1:11"), "{err}");
+    // A broken template: the campaigns using it show its errors.
+    std::fs::write(
+        dir.join("templates/winback.sms.yaml"),
+        "kind: marketing\ntext: \"{{customer.name}}，好久不见\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(outreach(dir).args(["jobs", "run", "campaign:winback"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("winback.sms.yaml"), "{err}");
+    assert!(err.contains("campaign winback has errors"), "{err}");
 }

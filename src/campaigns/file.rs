@@ -261,6 +261,16 @@ impl RawCampaign {
                 self.template.referenced,
                 "template is empty; name the files under templates/, e.g. template: birthday for templates/birthday.sms.yaml",
             ));
+        } else if let Some(broken) = broken_template(env.templates, &template, &channels)
+            && !env.templates.names().contains(&template)
+        {
+            errors.push(source.error_at(
+                self.template.referenced,
+                format!(
+                    "template {template} could not be loaded: {} has errors (reported at that file); fix them and check again",
+                    broken.display()
+                ),
+            ));
         } else if !env.templates.names().contains(&template) {
             let names = env.templates.names();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -288,6 +298,14 @@ impl RawCampaign {
                                 e
                             }),
                     );
+                } else if let Some(broken) = env.templates.path_of(&template, *ch) {
+                    errors.push(source.error_at(
+                        self.template.referenced,
+                        format!(
+                            "channel {ch} needs {}, which has errors (reported at that file); fix them, or remove {ch} from channels",
+                            broken.display()
+                        ),
+                    ));
                 } else {
                     errors.push(source.error_at(
                         self.template.referenced,
@@ -727,6 +745,18 @@ fn resolve_segment(
             None
         }
     }
+}
+
+/// The first file of `template` among `channels` that exists but failed to
+/// load.
+fn broken_template<'a>(
+    templates: &'a TemplateSet,
+    template: &str,
+    channels: &[Channel],
+) -> Option<&'a Path> {
+    channels
+        .iter()
+        .find_map(|ch| templates.path_of(template, *ch))
 }
 
 #[cfg(test)]

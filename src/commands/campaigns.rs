@@ -127,6 +127,14 @@ async fn load_campaign(store: &dyn Store, settings: &Settings, id: &str) -> Resu
     if loaded.campaign(id).is_some() {
         return Ok(Some(loaded));
     }
+    // The campaign's own file (named after its id), and the templates it
+    // uses, whose errors say "(used by campaigns/ID.yaml)".
+    let used_by = [".yaml", ".yml"].map(|ext| {
+        format!(
+            "(used by {})",
+            settings.campaigns_dir.join(format!("{id}{ext}")).display()
+        )
+    });
     let own: Vec<_> = loaded
         .errors
         .iter()
@@ -135,17 +143,26 @@ async fn load_campaign(store: &dyn Store, settings: &Settings, id: &str) -> Resu
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .is_some_and(|s| s == id)
+                || used_by.iter().any(|u| e.message.ends_with(u.as_str()))
         })
         .collect();
     if own.is_empty() {
         let known: Vec<&str> = loaded.campaigns.iter().map(|c| c.id.as_str()).collect();
+        let failed = loaded.failed_files().len();
         eprintln!(
-            "error: no campaign {id:?} in {}; campaigns: {}",
+            "error: no campaign {id:?} in {}; campaigns: {}{}",
             settings.campaigns_dir.display(),
             if known.is_empty() {
                 "none".to_owned()
             } else {
                 known.join(", ")
+            },
+            if failed > 0 {
+                format!(
+                    " ({failed} file(s) have errors and may define it: see `outreach campaigns check`)"
+                )
+            } else {
+                String::new()
             }
         );
     } else {

@@ -362,3 +362,72 @@ fn the_shipped_campaigns_pass() {
     assert_eq!(campaigns.len(), files.len());
     assert!(campaigns.len() >= 5, "{}", campaigns.len());
 }
+
+#[test]
+fn a_template_file_with_errors_is_not_called_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(
+        shipped.join("birthday.email.yaml"),
+        dir.path().join("birthday.email.yaml"),
+    )
+    .unwrap();
+    // No opt-out text: the SMS template fails to load.
+    std::fs::write(
+        dir.path().join("birthday.sms.yaml"),
+        "kind: marketing\ntext: \"{{customer.name}}生日快乐\"\n",
+    )
+    .unwrap();
+    let (t, load_errors) = TemplateSet::load(dir.path());
+    assert!(!load_errors.is_empty());
+    let env = CheckEnv {
+        stores: vec!["SH-001".into()],
+        custom_segments: vec![],
+        templates: &t,
+    };
+    let check = |channels: &str| {
+        let text = GOOD.replace("channels: [wechat, sms, email]", channels);
+        let e = check_source(
+            &YamlSource {
+                path: PathBuf::from("campaigns/birthday-treat.yaml"),
+                text,
+            },
+            &env,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e[0].message.clone()
+    };
+    let only_sms = check("channels: [sms]");
+    assert!(
+        only_sms.starts_with("channel sms needs ") && only_sms.contains("which has errors"),
+        "{only_sms}"
+    );
+    let email_loaded = check("channels: [sms, email]");
+    assert!(
+        email_loaded.contains("birthday.sms.yaml, which has errors"),
+        "{email_loaded}"
+    );
+    // Only the broken file exists for this name.
+    std::fs::remove_file(dir.path().join("birthday.email.yaml")).unwrap();
+    let (t, _) = TemplateSet::load(dir.path());
+    let env = CheckEnv {
+        templates: &t,
+        ..env
+    };
+    let text = GOOD.replace("channels: [wechat, sms, email]", "channels: [sms]");
+    let e = check_source(
+        &YamlSource {
+            path: PathBuf::from("campaigns/birthday-treat.yaml"),
+            text,
+        },
+        &env,
+    )
+    .unwrap_err();
+    assert!(
+        e[0].message
+            .starts_with("template birthday could not be loaded: ")
+            && e[0].message.contains("birthday.sms.yaml has errors"),
+        "{e:#?}"
+    );
+}
