@@ -515,6 +515,23 @@ fn campaigns_check_preview_and_run_once() {
     let (code, _, err) = run(outreach(dir).args(["jobs", "run", "campaign:broken"]));
     assert_eq!(code, 1);
     assert!(err.contains("broken.yaml:1:11"), "{err}");
+    // A disabled campaign can be previewed but does not run.
+    let winback = std::fs::read_to_string(dir.join("campaigns/winback.yaml")).unwrap();
+    std::fs::write(
+        dir.join("campaigns/paused.yaml"),
+        winback.replace("id: winback", "id: paused") + "\nenabled: false\n",
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(outreach(dir).args(["campaigns", "preview", "paused", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("queued"), "{out}");
+    let (code, _, err) = run(outreach(dir).args(["jobs", "run", "campaign:paused", "--now", now]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("campaign paused is disabled (enabled: false in its file)"),
+        "{err}"
+    );
     // A broken template: the campaigns using it show its errors.
     std::fs::write(
         dir.join("templates/winback.sms.yaml"),
