@@ -9,6 +9,7 @@ pub mod run;
 pub mod schedule;
 pub mod set;
 pub mod spec;
+pub mod watch;
 
 pub use file::CheckEnv;
 pub use schedule::Schedule;
