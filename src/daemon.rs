@@ -1,9 +1,10 @@
-//! The daemon (`outreach run`): the ops HTTP server, until SIGINT/SIGTERM.
-//! The scheduler, the campaign folder watcher and the dispatcher join it as
-//! they are built; until then it only serves health checks.
+//! The daemon (`outreach run`): the ops HTTP server and the campaign folder
+//! watcher, until SIGINT/SIGTERM. The scheduler and the dispatcher join it as
+//! they are built.
 
 use tokio_util::sync::CancellationToken;
 
+use crate::campaigns::watch::{self, WatchOptions};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -34,17 +35,39 @@ pub async fn run(
     let local = listener.local_addr().map_err(http::HttpError::Serve)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signals(shutdown.clone()));
+    let (campaigns, watcher) = watch::start(
+        store.clone(),
+        settings.campaigns_dir.clone(),
+        settings.templates_dir.clone(),
+        WatchOptions::default(),
+        shutdown.clone(),
+    )
+    .await;
+    let (in_force, errors) = {
+        let loaded = campaigns.snapshot();
+        (loaded.campaigns.len(), loaded.all_errors().count())
+    };
     let state = AppState {
         store: store.clone(),
         clock: clock.clone(),
         started_at: clock.now(),
+        campaigns,
     };
     tracing::info!(
         http = %format!("http://{local}"),
         backend = %store.backend(),
-        "outreach is running; health at /healthz. Scheduler, campaigns and dispatch are not part of this build yet, so the daemon only answers health checks. Stop with Ctrl-C."
+        campaigns = in_force,
+        errors,
+        campaigns_dir = %settings.campaigns_dir.display(),
+        templates_dir = %settings.templates_dir.display(),
+        "outreach is running; health at /healthz. Campaign and template files are watched and reloaded on save; the scheduler and dispatch are not part of this build yet, so no campaign runs on its own. Stop with Ctrl-C."
     );
-    http::serve(listener, state, shutdown).await?;
+    let served = http::serve(listener, state, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Err(e) = watcher.await {
+        tracing::warn!(error = %e, "the campaign folder watcher failed");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::campaigns::watch::CampaignRegistry;
 use crate::clock::SharedClock;
 use crate::store::SharedStore;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The campaigns in force and the files' errors.
+    pub campaigns: CampaignRegistry,
 }
 
 /// The router.

@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod set;
 pub mod spec;
 pub mod stats;
+pub mod watch;
 
 pub use file::CheckEnv;
 pub use schedule::Schedule;
