@@ -282,7 +282,8 @@ impl RawCampaign {
             errors.push(source.error_at(
                 self.template.referenced,
                 format!(
-                    "template {template} does not exist (no templates/{template}.sms.yaml, .email.yaml or .wechat.yaml); {hint}"
+                    "template {template} does not exist (no {}/{template}.sms.yaml, .email.yaml or .wechat.yaml); {hint}",
+                    env.templates.dir().display()
                 ),
             ));
         } else {
@@ -310,7 +311,8 @@ impl RawCampaign {
                     errors.push(source.error_at(
                         self.template.referenced,
                         format!(
-                            "channel {ch} needs the template file templates/{template}.{ch}.yaml, which does not exist (create it, or remove {ch} from channels)"
+                            "channel {ch} needs the template file {}, which does not exist (create it, or remove {ch} from channels)",
+                            env.templates.dir().join(format!("{template}.{ch}.yaml")).display()
                         ),
                     ));
                 }
