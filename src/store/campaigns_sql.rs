@@ -216,6 +216,22 @@ WHERE {member} AND {audience} AND {fresh}{tail}"#
     (sql, ph.into_params())
 }
 
+/// The start of the customer's store's local day (a rival must be of the
+/// same day). On SQLite from the zone's offset now, which the planner's exact
+/// check of the local date corrects on a day the clocks change.
+fn day_start(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => {
+            "(SELECT t.today * 86400000 - t.offset_ms FROM seg_today t \
+             WHERE t.store_key = COALESCE(c.store_code, ''))"
+        }
+        Dialect::Postgres => {
+            "(SELECT t.today_date::timestamp AT TIME ZONE t.tz FROM seg_today t \
+             WHERE t.store_key = COALESCE(c.store_code, ''))"
+        }
+    }
+}
+
 /// Statuses of a message that has not left yet and may still be replaced.
 pub const UNSENT_STATUSES: &str = "('queued', 'deferred')";
 
@@ -258,7 +274,8 @@ JOIN customers c ON c.id = x.customer_id
 LEFT JOIN stores s ON s.code = c.store_code
 LEFT JOIN customer_attributes a ON a.customer_id = c.id
 LEFT JOIN messages w ON w.id = (SELECT m.id FROM messages m WHERE m.customer_id = c.id
-    AND m.created_at >= {rival_since} AND m.status IN {UNSENT_STATUSES} AND m.priority < {priority}
+    AND m.created_at >= {rival_since} AND m.created_at >= {day_start}
+    AND m.status IN {UNSENT_STATUSES} AND m.priority < {priority}
     ORDER BY m.priority, m.created_at DESC, m.id DESC LIMIT 1)
 WHERE x.customer_id > {after}
 ORDER BY x.customer_id
@@ -267,6 +284,7 @@ LIMIT {limit}"#,
         email = opted("email", "email"),
         wechat = opted("wechat", "wechat_openid"),
         rival_created = as_ms(d, "w.created_at"),
+        day_start = day_start(d),
     )
 }
 
