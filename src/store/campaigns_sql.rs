@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, MemberTest, Selector};
+use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, LapseRange, MemberTest, Selector};
 use crate::expr::{Dialect, Placeholders, SqlParam};
 
 /// Statuses that count towards the frequency cap: planned or gone out.
@@ -123,6 +123,24 @@ fn not_yet_sent(d: Dialect, ph: &mut Placeholders, campaign: &str, occurrence: &
     )
 }
 
+/// Every store key's lapse range at once, as constants: the planners cannot
+/// see the bounds in `camp_due` row by row, and without these they walk the
+/// whole `customer_attributes` table instead of a range of the index on
+/// `(store_key, last_order_day)`.
+fn lapse_bounds(d: Dialect, ph: &mut Placeholders, rows: &[LapseRange]) -> String {
+    let Some(hi) = rows.iter().map(|r| r.last_day_max).max() else {
+        return String::new();
+    };
+    match rows.iter().map(|r| r.last_day_min).min().flatten() {
+        Some(lo) => format!(
+            "\n    AND a.last_order_day BETWEEN {} AND {}",
+            int(d, ph, lo),
+            int(d, ph, hi)
+        ),
+        None => format!("\n    AND a.last_order_day <= {}", int(d, ph, hi)),
+    }
+}
+
 /// The statement that fills `camp_cand (customer_id, occurrence, due_at)`.
 pub fn select_candidates(q: &CandidateQuery, d: Dialect) -> (String, Vec<SqlParam>) {
     let mut ph = Placeholders::new();
@@ -161,8 +179,9 @@ LEFT JOIN customer_attributes a ON a.customer_id = c.id
 WHERE {audience} AND {fresh}{tail}"#
             )
         }
-        Selector::Lapsed(_) => {
+        Selector::Lapsed(rows) => {
             let now = as_ms(d, &instant(d, &mut ph, q.now));
+            let bounds = lapse_bounds(d, &mut ph, rows);
             let audience = audience_sql(d, &mut ph, &q.audience);
             let occurrence = format!("'lapse:' || {}", day_text(d, "a.last_order_day"));
             let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, &occurrence);
@@ -173,7 +192,7 @@ WHERE {audience} AND {fresh}{tail}"#
 SELECT c.id, {occurrence}, {now}
 FROM camp_due x
 JOIN customer_attributes a ON a.store_key = x.store_key AND a.last_order_day <= x.last_max
-    AND (x.last_min IS NULL OR a.last_order_day >= x.last_min)
+    AND (x.last_min IS NULL OR a.last_order_day >= x.last_min){bounds}
 JOIN customers c ON c.id = a.customer_id
 JOIN seg_today t ON t.store_key = a.store_key
 WHERE {audience}
@@ -256,4 +275,44 @@ LIMIT {limit}"#,
         email = opted("email", "email"),
         wechat = opted("wechat", "wechat_openid"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(store_key: &str, last_day_max: i64, last_day_min: Option<i64>) -> LapseRange {
+        LapseRange {
+            store_key: store_key.to_owned(),
+            last_day_max,
+            last_day_min,
+        }
+    }
+
+    #[test]
+    fn lapse_bounds_span_every_store_key() {
+        let mut ph = Placeholders::new();
+        let rows = [
+            range("SH-001", 20750, Some(20721)),
+            range("SYD-001", 20751, Some(20722)),
+        ];
+        assert_eq!(
+            lapse_bounds(Dialect::Postgres, &mut ph, &rows),
+            "\n    AND a.last_order_day BETWEEN $1 AND $2"
+        );
+        assert_eq!(ph.params(), &[SqlParam::Int(20721), SqlParam::Int(20751)]);
+
+        // One store key without a lower bound leaves the range open below.
+        let mut ph = Placeholders::new();
+        let rows = [range("SH-001", 20750, Some(20721)), range("", 20750, None)];
+        assert_eq!(
+            lapse_bounds(Dialect::Sqlite, &mut ph, &rows),
+            "\n    AND a.last_order_day <= ?"
+        );
+        assert_eq!(ph.params(), &[SqlParam::Int(20750)]);
+
+        let mut ph = Placeholders::new();
+        assert_eq!(lapse_bounds(Dialect::Sqlite, &mut ph, &[]), "");
+        assert!(ph.params().is_empty());
+    }
 }
