@@ -236,7 +236,9 @@ WHERE {member} AND {audience} AND {fresh}{tail}"#
 }
 
 /// One page of candidates after customer id `?`, with everything the planner
-/// needs. Parameters: cap_since (ms), after (text), limit.
+/// needs. Parameters: cap_since (ms), after (text), limit. The page is cut
+/// from `camp_cand` before the joins: joined first, PostgreSQL merge-joins it
+/// with `customers` read from the smallest id on every page.
 pub fn page(d: Dialect) -> String {
     let mut ph = Placeholders::new();
     let cap_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
@@ -264,13 +266,12 @@ pub fn page(d: Dialect) -> String {
     {sms} AS sms_opted_out, {email} AS email_opted_out, {wechat} AS wechat_opted_out,
     (SELECT count(*) FROM messages m WHERE m.customer_id = c.id AND m.created_at >= {cap_since}
        AND m.status IN {CAPPED_STATUSES}) AS recent_messages
-FROM camp_cand x
+FROM (SELECT customer_id, occurrence, due_at FROM camp_cand WHERE customer_id > {after}
+      ORDER BY customer_id LIMIT {limit}) x
 JOIN customers c ON c.id = x.customer_id
 LEFT JOIN stores s ON s.code = c.store_code
 LEFT JOIN customer_attributes a ON a.customer_id = c.id
-WHERE x.customer_id > {after}
-ORDER BY x.customer_id
-LIMIT {limit}"#,
+ORDER BY x.customer_id"#,
         sms = opted("sms", "phone"),
         email = opted("email", "email"),
         wechat = opted("wechat", "wechat_openid"),
