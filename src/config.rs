@@ -151,7 +151,7 @@ const DEFAULTS: Defaults = Defaults {
         send_window_end: "21:00",
         cap_messages: 2,
         cap_days: 7,
-        batch_size: 2_000,
+        batch_size: 10_000,
     },
 };
 

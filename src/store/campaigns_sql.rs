@@ -10,7 +10,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::campaigns::outbox::{AudienceQuery, CandidateQuery, MemberTest, Rival, Selector};
+use crate::campaigns::outbox::{
+    AudienceQuery, CandidateQuery, LapseRange, MemberTest, Rival, Selector,
+};
 use crate::expr::{Dialect, Placeholders, SqlParam};
 
 /// Statuses that count towards the frequency cap: planned or gone out.
@@ -123,6 +125,24 @@ fn not_yet_sent(d: Dialect, ph: &mut Placeholders, campaign: &str, occurrence: &
     )
 }
 
+/// Every store key's lapse range at once, as constants: the planners cannot
+/// see the bounds in `camp_due` row by row, and without these they walk the
+/// whole `customer_attributes` table instead of a range of the index on
+/// `(store_key, last_order_day)`.
+fn lapse_bounds(d: Dialect, ph: &mut Placeholders, rows: &[LapseRange]) -> String {
+    let Some(hi) = rows.iter().map(|r| r.last_day_max).max() else {
+        return String::new();
+    };
+    match rows.iter().map(|r| r.last_day_min).min().flatten() {
+        Some(lo) => format!(
+            "\n    AND a.last_order_day BETWEEN {} AND {}",
+            int(d, ph, lo),
+            int(d, ph, hi)
+        ),
+        None => format!("\n    AND a.last_order_day <= {}", int(d, ph, hi)),
+    }
+}
+
 /// The statement that fills `camp_cand (customer_id, occurrence, due_at)`.
 pub fn select_candidates(q: &CandidateQuery, d: Dialect) -> (String, Vec<SqlParam>) {
     let mut ph = Placeholders::new();
@@ -161,8 +181,9 @@ LEFT JOIN customer_attributes a ON a.customer_id = c.id
 WHERE {audience} AND {fresh}{tail}"#
             )
         }
-        Selector::Lapsed(_) => {
+        Selector::Lapsed(rows) => {
             let now = as_ms(d, &instant(d, &mut ph, q.now));
+            let bounds = lapse_bounds(d, &mut ph, rows);
             let audience = audience_sql(d, &mut ph, &q.audience);
             let occurrence = format!("'lapse:' || {}", day_text(d, "a.last_order_day"));
             let fresh = not_yet_sent(d, &mut ph, &q.campaign_id, &occurrence);
@@ -173,7 +194,7 @@ WHERE {audience} AND {fresh}{tail}"#
 SELECT c.id, {occurrence}, {now}
 FROM camp_due x
 JOIN customer_attributes a ON a.store_key = x.store_key AND a.last_order_day <= x.last_max
-    AND (x.last_min IS NULL OR a.last_order_day >= x.last_min)
+    AND (x.last_min IS NULL OR a.last_order_day >= x.last_min){bounds}
 JOIN customers c ON c.id = a.customer_id
 JOIN seg_today t ON t.store_key = a.store_key
 WHERE {audience}
@@ -236,15 +257,17 @@ fn day_start(d: Dialect) -> &'static str {
 pub const UNSENT_STATUSES: &str = "('queued', 'deferred')";
 
 /// One page of candidates after customer id `?`, with everything the planner
-/// needs. Parameters: cap_since (ms), cap_since again, priority, after
-/// (text), limit — in the order they appear, as SQLite's `?` needs.
+/// needs. Parameters: cap_since (ms), after (text), limit, cap_since again,
+/// priority — in the order they appear, as SQLite's `?` needs. The page is
+/// cut from `camp_cand` before the joins: joined first, PostgreSQL
+/// merge-joins it with `customers` read from the smallest id on every page.
 pub fn page(d: Dialect) -> String {
     let mut ph = Placeholders::new();
     let cap_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
-    let rival_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
-    let priority = int(d, &mut ph, 0);
     let after = ph.push(d, SqlParam::Text(String::new()));
     let limit = int(d, &mut ph, 0);
+    let rival_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
+    let priority = int(d, &mut ph, 0);
     let (t, f) = match d {
         Dialect::Sqlite => ("1", "0"),
         Dialect::Postgres => ("true", "false"),
@@ -269,7 +292,8 @@ pub fn page(d: Dialect) -> String {
        AND m.status IN {CAPPED_STATUSES}) AS recent_messages,
     w.id AS rival_id, w.campaign_id AS rival_campaign, CAST(w.priority AS BIGINT) AS rival_priority,
     {rival_created} AS rival_created_at
-FROM camp_cand x
+FROM (SELECT customer_id, occurrence, due_at FROM camp_cand WHERE customer_id > {after}
+      ORDER BY customer_id LIMIT {limit}) x
 JOIN customers c ON c.id = x.customer_id
 LEFT JOIN stores s ON s.code = c.store_code
 LEFT JOIN customer_attributes a ON a.customer_id = c.id
@@ -277,9 +301,7 @@ LEFT JOIN messages w ON w.id = (SELECT m.id FROM messages m WHERE m.customer_id 
     AND m.created_at >= {rival_since} AND m.created_at >= {day_start}
     AND m.status IN {UNSENT_STATUSES} AND m.priority < {priority}
     ORDER BY m.priority, m.created_at DESC, m.id DESC LIMIT 1)
-WHERE x.customer_id > {after}
-ORDER BY x.customer_id
-LIMIT {limit}"#,
+ORDER BY x.customer_id"#,
         sms = opted("sms", "phone"),
         email = opted("email", "email"),
         wechat = opted("wechat", "wechat_openid"),
@@ -335,4 +357,44 @@ pub fn capped_after_all(d: Dialect) -> String {
         "UPDATE messages SET status = 'suppressed', reason = 'capped', detail = {detail}, \
          next_attempt_at = NULL, coupon_code = NULL WHERE id = {id}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(store_key: &str, last_day_max: i64, last_day_min: Option<i64>) -> LapseRange {
+        LapseRange {
+            store_key: store_key.to_owned(),
+            last_day_max,
+            last_day_min,
+        }
+    }
+
+    #[test]
+    fn lapse_bounds_span_every_store_key() {
+        let mut ph = Placeholders::new();
+        let rows = [
+            range("SH-001", 20750, Some(20721)),
+            range("SYD-001", 20751, Some(20722)),
+        ];
+        assert_eq!(
+            lapse_bounds(Dialect::Postgres, &mut ph, &rows),
+            "\n    AND a.last_order_day BETWEEN $1 AND $2"
+        );
+        assert_eq!(ph.params(), &[SqlParam::Int(20721), SqlParam::Int(20751)]);
+
+        // One store key without a lower bound leaves the range open below.
+        let mut ph = Placeholders::new();
+        let rows = [range("SH-001", 20750, Some(20721)), range("", 20750, None)];
+        assert_eq!(
+            lapse_bounds(Dialect::Sqlite, &mut ph, &rows),
+            "\n    AND a.last_order_day <= ?"
+        );
+        assert_eq!(ph.params(), &[SqlParam::Int(20750)]);
+
+        let mut ph = Placeholders::new();
+        assert_eq!(lapse_bounds(Dialect::Sqlite, &mut ph, &[]), "");
+        assert!(ph.params().is_empty());
+    }
 }

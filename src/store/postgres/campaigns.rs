@@ -48,10 +48,10 @@ impl PgStore {
         loop {
             let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
                 .bind(q.cap_since.timestamp_millis())
-                .bind(q.cap_since.timestamp_millis())
-                .bind(i64::from(q.priority))
                 .bind(&after)
                 .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
+                .bind(q.cap_since.timestamp_millis())
+                .bind(i64::from(q.priority))
                 .fetch_all(&mut *conn)
                 .await?;
             let Some(last) = rows.last() else { break };

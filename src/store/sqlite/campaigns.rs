@@ -48,10 +48,10 @@ impl SqliteStore {
         loop {
             let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
                 .bind(ms(q.cap_since))
-                .bind(ms(q.cap_since))
-                .bind(i64::from(q.priority))
                 .bind(&after)
                 .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
+                .bind(ms(q.cap_since))
+                .bind(i64::from(q.priority))
                 .fetch_all(&mut *conn)
                 .await?;
             let Some(last) = rows.last() else { break };
