@@ -256,13 +256,17 @@ impl RawCampaign {
         let coupon = self.check_coupon(source, id.as_ref(), errors);
         let channels = self.check_channels(source, errors);
         let template = self.template.value.trim().to_owned();
+        let names = env.templates.names();
+        let loaded = names.contains(&template);
         if template.is_empty() {
             errors.push(source.error_at(
                 self.template.referenced,
                 "template is empty; name the files under templates/, e.g. template: birthday for templates/birthday.sms.yaml",
             ));
-        } else if let Some(broken) = broken_template(env.templates, &template, &channels)
-            && !env.templates.names().contains(&template)
+        } else if !loaded
+            && let Some(broken) = channels
+                .iter()
+                .find_map(|ch| env.templates.path_of(&template, *ch))
         {
             errors.push(source.error_at(
                 self.template.referenced,
@@ -271,8 +275,7 @@ impl RawCampaign {
                     broken.display()
                 ),
             ));
-        } else if !env.templates.names().contains(&template) {
-            let names = env.templates.names();
+        } else if !loaded {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let hint = match suggest(&template, refs.iter().copied()) {
                 Some(s) => format!("did you mean template: {s}?"),
@@ -747,18 +750,6 @@ fn resolve_segment(
             None
         }
     }
-}
-
-/// The first file of `template` among `channels` that exists but failed to
-/// load.
-fn broken_template<'a>(
-    templates: &'a TemplateSet,
-    template: &str,
-    channels: &[Channel],
-) -> Option<&'a Path> {
-    channels
-        .iter()
-        .find_map(|ch| templates.path_of(template, *ch))
 }
 
 #[cfg(test)]

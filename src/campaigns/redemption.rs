@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 
 use crate::domain::{Money, Order};
 
@@ -55,18 +54,6 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A short machine-readable name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Refusal::Withdrawn => "withdrawn",
-            Refusal::AlreadyRedeemed { .. } => "already_redeemed",
-            Refusal::OtherCustomer { .. } => "other_customer",
-            Refusal::NotYetIssued { .. } => "not_yet_issued",
-            Refusal::Expired { .. } => "expired",
-            Refusal::BelowMinSpend { .. } => "below_min_spend",
-        }
-    }
-
     /// The sentence for the import report; instants are shown in the
     /// order's local time (`offset` = local minus UTC).
     pub fn describe(&self, code: &str, offset: Duration) -> String {
@@ -219,14 +206,20 @@ pub fn decide(orders: &[(usize, &Order)], coupons: &HashMap<String, CouponFacts>
     out
 }
 
+/// The orders of `batch` at the indexes `valid` that carry a code.
+pub fn coded_orders<'a>(batch: &'a [Order], valid: &[usize]) -> Vec<(usize, &'a Order)> {
+    valid
+        .iter()
+        .filter_map(|&i| batch.get(i).map(|o| (i, o)))
+        .filter(|(_, o)| o.coupon_code.is_some())
+        .collect()
+}
+
 /// A refused code as the import report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CouponNote {
     /// Index of the order in its batch (the importer turns it into a line).
-    #[serde(skip)]
     pub index: usize,
-    pub code: String,
-    pub reason: &'static str,
     pub message: String,
 }
 
@@ -243,6 +236,19 @@ pub struct RedemptionOutcome {
 }
 
 impl RedemptionOutcome {
+    /// What `d` settled without the database (nothing claimed yet).
+    pub fn decided(batch: &[Order], d: &Decisions) -> Self {
+        let mut out = RedemptionOutcome {
+            held: d.held,
+            foreign: d.foreign,
+            ..RedemptionOutcome::default()
+        };
+        for (i, code, why) in &d.refused {
+            out.refuse(batch, *i, code, why);
+        }
+        out
+    }
+
     /// Record a refusal of the order at `index` of `batch`.
     pub fn refuse(&mut self, batch: &[Order], index: usize, code: &str, why: &Refusal) {
         let offset = batch
@@ -251,8 +257,6 @@ impl RedemptionOutcome {
             .unwrap_or_default();
         self.refused.push(CouponNote {
             index,
-            code: code.to_owned(),
-            reason: why.as_str(),
             message: why.describe(code, offset),
         });
     }

@@ -98,38 +98,34 @@ impl StatsBuilder {
     }
 }
 
+/// The campaign-id parameter: the id, or NULL for every campaign.
+fn campaign_param(postgres: bool) -> &'static str {
+    if postgres { "$1::text" } else { "?1" }
+}
+
 /// Grouped messages: campaign_id, status, reason, n. One parameter: the
-/// campaign id or NULL for all (`$1`/`?1`).
-pub fn messages_sql(postgres: bool) -> &'static str {
-    if postgres {
+/// campaign id or NULL for all.
+pub fn messages_sql(postgres: bool) -> String {
+    let p = campaign_param(postgres);
+    format!(
         "SELECT campaign_id, status, reason, count(*) AS n FROM messages \
-         WHERE ($1::text IS NULL OR campaign_id = $1) GROUP BY campaign_id, status, reason"
-    } else {
-        "SELECT campaign_id, status, reason, count(*) AS n FROM messages \
-         WHERE (?1 IS NULL OR campaign_id = ?1) GROUP BY campaign_id, status, reason"
-    }
+         WHERE ({p} IS NULL OR campaign_id = {p}) GROUP BY campaign_id, status, reason"
+    )
 }
 
 /// Coupon figures per campaign: campaign_id, issued, voided, redeemed,
 /// revenue (fen). One parameter, as [`messages_sql`].
-pub fn coupons_sql(postgres: bool) -> &'static str {
-    if postgres {
+pub fn coupons_sql(postgres: bool) -> String {
+    let p = campaign_param(postgres);
+    format!(
         "SELECT c.campaign_id, \
                 count(*) FILTER (WHERE c.voided_at IS NULL) AS issued, \
                 count(*) FILTER (WHERE c.voided_at IS NOT NULL) AS voided, \
                 count(c.redeemed_order_id) AS redeemed, \
                 CAST(COALESCE(sum(o.amount_fen), 0) AS BIGINT) AS revenue \
          FROM coupons c LEFT JOIN orders o ON o.id = c.redeemed_order_id \
-         WHERE ($1::text IS NULL OR c.campaign_id = $1) GROUP BY c.campaign_id"
-    } else {
-        "SELECT c.campaign_id, \
-                count(*) FILTER (WHERE c.voided_at IS NULL) AS issued, \
-                count(*) FILTER (WHERE c.voided_at IS NOT NULL) AS voided, \
-                count(c.redeemed_order_id) AS redeemed, \
-                CAST(COALESCE(sum(o.amount_fen), 0) AS BIGINT) AS revenue \
-         FROM coupons c LEFT JOIN orders o ON o.id = c.redeemed_order_id \
-         WHERE (?1 IS NULL OR c.campaign_id = ?1) GROUP BY c.campaign_id"
-    }
+         WHERE ({p} IS NULL OR c.campaign_id = {p}) GROUP BY c.campaign_id"
+    )
 }
 
 #[cfg(test)]

@@ -332,17 +332,18 @@ struct Rejects {
     bar: Option<ProgressBar>,
     count: u64,
     kept: Vec<RowError>,
-    coupon_count: u64,
     coupons: Vec<RowError>,
 }
 
 impl Rejects {
     fn add(&mut self, note: Note) {
-        let (e, count, kept) = match note {
-            Note::Reject(e) => (e, &mut self.count, &mut self.kept),
-            Note::Coupon(e) => (e, &mut self.coupon_count, &mut self.coupons),
+        let (e, kept) = match note {
+            Note::Reject(e) => {
+                self.count += 1;
+                (e, &mut self.kept)
+            }
+            Note::Coupon(e) => (e, &mut self.coupons),
         };
-        *count += 1;
         if self.print {
             let line = e.display_in(&self.file);
             match &self.bar {
@@ -494,7 +495,6 @@ async fn run<T: Importable>(
         bar: bar.clone(),
         count: 0,
         kept: Vec::new(),
-        coupon_count: 0,
         coupons: Vec::new(),
     };
     // Every sender (the parser and the lanes) gone: everything is written.
@@ -529,7 +529,6 @@ async fn run<T: Importable>(
     errors.sort_by_key(|e| e.line);
     let mut coupon_refusals = rejects.coupons;
     coupon_refusals.sort_by_key(|e| e.line);
-    coupons.refused = rejects.coupon_count;
     Ok(ImportReport {
         file: file_name,
         kind,
@@ -572,6 +571,12 @@ async fn write_batch<T: Importable>(
         }
     }
     let c = written.coupons;
+    let tally = CouponTally {
+        redeemed: c.redeemed,
+        already_held: c.held,
+        not_ours: c.foreign,
+        refused: c.refused.len() as u64,
+    };
     for note in c.refused {
         if let Some(&line) = batch.lines.get(note.index) {
             let _ = rejects.send(Note::Coupon(RowError {
@@ -582,12 +587,6 @@ async fn write_batch<T: Importable>(
             }));
         }
     }
-    let tally = CouponTally {
-        redeemed: c.redeemed,
-        already_held: c.held,
-        not_ours: c.foreign,
-        refused: 0,
-    };
     Ok((written.counts, tally))
 }
 

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::PgStore;
-use crate::campaigns::redemption::{CouponFacts, RedemptionOutcome, decide, refusal};
+use crate::campaigns::redemption::{CouponFacts, RedemptionOutcome, coded_orders, decide, refusal};
 use crate::campaigns::stats::{CampaignStats, StatsBuilder, coupons_sql, messages_sql};
 use crate::domain::Order;
 use crate::store::StoreError;
@@ -52,14 +52,9 @@ pub(super) async fn redeem(
     batch: &[Order],
     valid: &[usize],
 ) -> Result<RedemptionOutcome, StoreError> {
-    let orders: Vec<(usize, &Order)> = valid
-        .iter()
-        .map(|&i| (i, &batch[i]))
-        .filter(|(_, o)| o.coupon_code.is_some())
-        .collect();
-    let mut out = RedemptionOutcome::default();
+    let orders = coded_orders(batch, valid);
     if orders.is_empty() {
-        return Ok(out);
+        return Ok(RedemptionOutcome::default());
     }
     let codes: Vec<String> = orders
         .iter()
@@ -67,11 +62,7 @@ pub(super) async fn redeem(
         .collect();
     let coupons = read_facts(conn, &codes).await?;
     let d = decide(&orders, &coupons);
-    out.held = d.held;
-    out.foreign = d.foreign;
-    for (i, code, why) in &d.refused {
-        out.refuse(batch, *i, code, why);
-    }
+    let mut out = RedemptionOutcome::decided(batch, &d);
     if d.claim.is_empty() {
         return Ok(out);
     }
@@ -105,9 +96,9 @@ pub(super) async fn redeem(
             .filter(|(_, c)| !claimed.contains(c))
             .collect();
         let codes: Vec<String> = lost.iter().map(|(_, c)| c.clone()).collect();
-        let now = read_facts(conn, &codes).await?;
+        let current = read_facts(conn, &codes).await?;
         for (i, code) in lost {
-            if let Some(why) = now.get(code).and_then(|c| refusal(&batch[*i], c)) {
+            if let Some(why) = current.get(code).and_then(|c| refusal(&batch[*i], c)) {
                 out.refuse(batch, *i, code, &why);
             }
         }
@@ -121,7 +112,7 @@ impl PgStore {
         campaign_id: Option<&str>,
     ) -> Result<Vec<CampaignStats>, StoreError> {
         let mut b = StatsBuilder::default();
-        let rows = sqlx::query(messages_sql(true))
+        let rows = sqlx::query(AssertSqlSafe(messages_sql(true)))
             .bind(campaign_id)
             .fetch_all(&self.pool)
             .await?;
@@ -133,7 +124,7 @@ impl PgStore {
                 r.try_get("n")?,
             );
         }
-        let rows = sqlx::query(coupons_sql(true))
+        let rows = sqlx::query(AssertSqlSafe(coupons_sql(true)))
             .bind(campaign_id)
             .fetch_all(&self.pool)
             .await?;

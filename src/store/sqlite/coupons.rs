@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use super::{SqliteStore, from_ms, json_array, ms};
-use crate::campaigns::redemption::{CouponFacts, RedemptionOutcome, decide, refusal};
+use crate::campaigns::redemption::{CouponFacts, RedemptionOutcome, coded_orders, decide, refusal};
 use crate::campaigns::stats::{CampaignStats, StatsBuilder, coupons_sql, messages_sql};
 use crate::domain::Order;
 use crate::store::StoreError;
@@ -73,14 +73,9 @@ pub(super) async fn redeem(
             .await?;
         }
     }
-    let orders: Vec<(usize, &Order)> = valid
-        .iter()
-        .map(|&i| (i, &batch[i]))
-        .filter(|(_, o)| o.coupon_code.is_some())
-        .collect();
-    let mut out = RedemptionOutcome::default();
+    let orders = coded_orders(batch, valid);
     if orders.is_empty() {
-        return Ok(out);
+        return Ok(RedemptionOutcome::default());
     }
     let codes: Vec<&str> = orders
         .iter()
@@ -88,11 +83,7 @@ pub(super) async fn redeem(
         .collect();
     let coupons = read_facts(conn, &codes).await?;
     let d = decide(&orders, &coupons);
-    out.held = d.held;
-    out.foreign = d.foreign;
-    for (i, code, why) in &d.refused {
-        out.refuse(batch, *i, code, why);
-    }
+    let mut out = RedemptionOutcome::decided(batch, &d);
     for (i, code) in &d.claim {
         let o = &batch[*i];
         let claimed = sqlx::query(
@@ -109,8 +100,8 @@ pub(super) async fn redeem(
             out.redeemed += 1;
         } else {
             // Claimed by another writer since it was read.
-            let now = read_facts(conn, &[code.as_str()]).await?;
-            if let Some(why) = now.get(code).and_then(|c| refusal(o, c)) {
+            let current = read_facts(conn, &[code.as_str()]).await?;
+            if let Some(why) = current.get(code).and_then(|c| refusal(o, c)) {
                 out.refuse(batch, *i, code, &why);
             }
         }
@@ -124,7 +115,7 @@ impl SqliteStore {
         campaign_id: Option<&str>,
     ) -> Result<Vec<CampaignStats>, StoreError> {
         let mut b = StatsBuilder::default();
-        let rows = sqlx::query(messages_sql(false))
+        let rows = sqlx::query(AssertSqlSafe(messages_sql(false)))
             .bind(campaign_id)
             .fetch_all(&self.pool)
             .await?;
@@ -136,7 +127,7 @@ impl SqliteStore {
                 r.try_get("n")?,
             );
         }
-        let rows = sqlx::query(coupons_sql(false))
+        let rows = sqlx::query(AssertSqlSafe(coupons_sql(false)))
             .bind(campaign_id)
             .fetch_all(&self.pool)
             .await?;
