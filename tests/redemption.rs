@@ -3,33 +3,14 @@
 //! refused with its reason in the import report, and the order is kept.
 
 mod common;
+#[path = "common/shop.rs"]
+mod shop;
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use outreach::campaigns::Campaign;
-use outreach::campaigns::SendWindow;
-use outreach::campaigns::file::{CheckEnv, check_source};
-use outreach::campaigns::run::{self, Mode, RunInputs, RunSettings};
-use outreach::domain::{StoreCode, StoreInfo};
 use outreach::import::{ImportKind, ImportOptions, ImportReport, ParseContext, import_file};
 use outreach::store::SharedStore;
-use outreach::templates::TemplateSet;
-use outreach::unsubscribe::LinkSigner;
-use outreach::yaml_file::YamlSource;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn stores() -> Vec<StoreInfo> {
-    vec![StoreInfo {
-        code: StoreCode::parse("SH-001").unwrap(),
-        name: "人民广场店".into(),
-        sms_signature: "早安包子铺".into(),
-        timezone: chrono_tz::Asia::Shanghai,
-    }]
-}
+use shop::{SHANGHAI, campaign, run_at, stores, t, templates};
 
 const CUSTOMERS: &str = "id,name,phone,email,wechat_openid,birthday,store,tags,sms_opt_in,email_opt_in,wechat_opt_in,joined_at
 C1,王小明,13800138000,,,03-05,SH-001,,true,,,2025-01-02 08:00:00
@@ -46,7 +27,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 async fn import(store: &SharedStore, kind: ImportKind, path: &Path) -> ImportReport {
-    let ctx = ParseContext::new(store.stores().await.unwrap(), chrono_tz::Asia::Shanghai);
+    let ctx = ParseContext::new(store.stores().await.unwrap(), SHANGHAI);
     let options = ImportOptions {
         batch_size: 2,
         progress: false,
@@ -64,25 +45,6 @@ async fn import(store: &SharedStore, kind: ImportKind, path: &Path) -> ImportRep
     .unwrap()
 }
 
-fn birthday_campaign() -> (Campaign, TemplateSet) {
-    let (tpl, errors) = TemplateSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"));
-    assert!(errors.is_empty(), "{errors:?}");
-    let env = CheckEnv {
-        stores: vec!["SH-001".into()],
-        custom_segments: vec![],
-        templates: &tpl,
-    };
-    let c = check_source(
-        &YamlSource {
-            path: PathBuf::from("campaigns/bday.yaml"),
-            text: BIRTHDAY.into(),
-        },
-        &env,
-    )
-    .unwrap_or_else(|e| panic!("{e:#?}"));
-    (c, tpl)
-}
-
 /// Two customers with a birthday coupon each (¥10 off from ¥30, issued
 /// 2027-03-05 10:00, valid for 7 local days: until 2027-03-12 00:00);
 /// returns their codes.
@@ -98,30 +60,9 @@ async fn shop_with_coupons(store: &SharedStore, dir: &Path) -> (String, String) 
     )
     .await;
     assert_eq!(r.rejected, 0, "{:?}", r.errors);
-    let (c, tpl) = birthday_campaign();
-    let links = LinkSigner::new(&"k".to_owned().into(), "https://m.example.com");
-    let s = stores();
-    let settings = RunSettings {
-        default_tz: chrono_tz::Asia::Shanghai,
-        default_window: SendWindow::default_hours(),
-        cap: None,
-        batch_size: 10,
-    };
-    let inputs = RunInputs {
-        campaign: &c,
-        templates: &tpl,
-        stores: &s,
-        settings: &settings,
-        links: &links,
-    };
-    let report = run::run(
-        store.as_ref(),
-        &inputs,
-        t("2027-03-05T10:00:00+08:00"),
-        Mode::Write,
-    )
-    .await
-    .unwrap();
+    let tpl = templates();
+    let c = campaign(BIRTHDAY, &tpl);
+    let report = run_at(store, &c, &tpl, "2027-03-05T10:00:00+08:00", None).await;
     assert_eq!(report.coupons, 2, "{report:?}");
     let coupons = store.coupons_for("bday").await.unwrap();
     let code_of = |cid: &str| {
