@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::settings::{ChannelRoutes, DispatchSettings, ProvidersSettings};
 use crate::domain::{StoreCode, StoreInfo};
 
 /// Errors while loading the configuration.
@@ -35,6 +36,13 @@ pub struct Settings {
     pub http: HttpSettings,
     pub import: ImportSettings,
     pub campaigns: CampaignSettings,
+    pub dispatch: DispatchSettings,
+    /// Providers per channel, in failover order.
+    #[serde(default)]
+    pub channels: ChannelRoutes,
+    /// Provider credentials and limits.
+    #[serde(default)]
+    pub providers: ProvidersSettings,
     /// Stores known before any import, by code.
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
@@ -108,6 +116,16 @@ struct Defaults {
     http: HttpDefaults,
     import: ImportDefaults,
     campaigns: CampaignDefaults,
+    dispatch: DispatchDefaults,
+}
+#[derive(Serialize)]
+struct DispatchDefaults {
+    claim_batch: usize,
+    lease_seconds: u64,
+    max_attempts: u32,
+    backoff_base_seconds: u64,
+    backoff_max_seconds: u64,
+    idle_poll_ms: u64,
 }
 #[derive(Serialize)]
 struct CampaignDefaults {
@@ -152,6 +170,14 @@ const DEFAULTS: Defaults = Defaults {
         cap_messages: 2,
         cap_days: 7,
         batch_size: 10_000,
+    },
+    dispatch: DispatchDefaults {
+        claim_batch: 500,
+        lease_seconds: 120,
+        max_attempts: 8,
+        backoff_base_seconds: 30,
+        backoff_max_seconds: 6 * 3600,
+        idle_poll_ms: 1_000,
     },
 };
 

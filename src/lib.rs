@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod expr;
 pub mod http;

@@ -1,0 +1,1 @@
+//! The provider clients, one module each.
