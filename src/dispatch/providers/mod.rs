@@ -1,1 +1,2 @@
 //! The provider clients, one module each.
+pub mod http;
