@@ -126,6 +126,7 @@ struct DispatchDefaults {
     backoff_base_seconds: u64,
     backoff_max_seconds: u64,
     idle_poll_ms: u64,
+    reconcile_seconds: u64,
 }
 #[derive(Serialize)]
 struct CampaignDefaults {
@@ -178,6 +179,7 @@ const DEFAULTS: Defaults = Defaults {
         backoff_base_seconds: 30,
         backoff_max_seconds: 6 * 3600,
         idle_poll_ms: 1_000,
+        reconcile_seconds: 600,
     },
 };
 
@@ -223,6 +225,7 @@ impl Settings {
                 "campaigns.batch_size must be between 1 and 100000".into(),
             ));
         }
+        self.dispatch.check().map_err(ConfigError::Invalid)?;
         if self.campaigns.cap_messages > 0 && self.campaigns.cap_days == 0 {
             return Err(ConfigError::Invalid(
                 "campaigns.cap_days must be at least 1 when campaigns.cap_messages is set (0 messages turns the cap off)".into(),

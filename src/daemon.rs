@@ -4,11 +4,16 @@
 
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::campaigns::watch::{self, WatchOptions};
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::dispatch::routes::{RouteError, Routes};
+use crate::dispatch::worker::{CampaignWindows, Dispatcher};
 use crate::http::{self, AppState};
 use crate::store::SharedStore;
+use crate::unsubscribe::LinkSigner;
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +24,10 @@ pub enum DaemonError {
     TokenRequired(std::net::SocketAddr),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error("providers: {0}")]
+    Routes(#[from] RouteError),
+    #[error("cannot read the unsubscribe-link key: {0}")]
+    Links(#[from] crate::store::StoreError),
 }
 
 /// Run until a shutdown signal.
@@ -31,6 +40,14 @@ pub async fn run(
     if !addr.ip().is_loopback() && settings.http.token.is_none() {
         return Err(DaemonError::TokenRequired(addr));
     }
+    let routes = Arc::new(Routes::from_settings(settings, &clock)?);
+    let links = LinkSigner::from_settings(
+        settings.http.link_secret.as_ref(),
+        &settings.http.public_url,
+        store.as_ref(),
+    )
+    .await?;
+    let links = Arc::new(links);
     let listener = http::bind(addr).await?;
     let local = listener.local_addr().map_err(http::HttpError::Serve)?;
     let shutdown = CancellationToken::new();
@@ -47,11 +64,31 @@ pub async fn run(
         let loaded = campaigns.snapshot();
         (loaded.campaigns.len(), loaded.all_errors().count())
     };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        routes.clone(),
+        Arc::new(CampaignWindows {
+            registry: campaigns.clone(),
+            default: settings
+                .send_window()
+                .unwrap_or_else(|_| crate::campaigns::SendWindow::default_hours()),
+        }),
+        settings.dispatch.clone(),
+        settings.default_tz(),
+    )
+    .with_links(links.clone());
+    let dispatch = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { dispatcher.run(shutdown).await }
+    });
     let state = AppState {
         store: store.clone(),
         clock: clock.clone(),
         started_at: clock.now(),
         campaigns,
+        links,
+        token: settings.http.token.clone(),
     };
     tracing::info!(
         http = %format!("http://{local}"),
@@ -60,12 +97,21 @@ pub async fn run(
         errors,
         campaigns_dir = %settings.campaigns_dir.display(),
         templates_dir = %settings.templates_dir.display(),
-        "outreach is running; health at /healthz. Campaign and template files are watched and reloaded on save; the scheduler and dispatch are not part of this build yet, so no campaign runs on its own. Stop with Ctrl-C."
+        providers = %routes.describe(),
+        "outreach is running; health at /healthz. Campaign and template files are watched and reloaded on save, and due messages are sent. The scheduler is not part of this build yet, so campaigns run only through `outreach jobs run`. Stop with Ctrl-C."
     );
     let served = http::serve(listener, state, shutdown.clone()).await;
     shutdown.cancel();
     if let Err(e) = watcher.await {
         tracing::warn!(error = %e, "the campaign folder watcher failed");
+    }
+    match dispatch.await {
+        Ok(report) => tracing::info!(
+            sent = report.sent,
+            released = report.released,
+            "the dispatcher stopped"
+        ),
+        Err(e) => tracing::error!(error = %e, "the dispatcher task failed"),
     }
     served?;
     tracing::info!("stopped");

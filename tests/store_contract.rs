@@ -272,8 +272,8 @@ async fn opt_outs_are_recorded_once(store: SharedStore) {
         at: t("2026-05-01T10:00:00Z"),
     };
     assert!(!store.is_opted_out(Channel::Sms, &o.address).await.unwrap());
-    assert!(store.record_opt_out(&o).await.unwrap());
-    assert!(!store.record_opt_out(&o).await.unwrap());
+    assert!(store.record_opt_out(&o).await.unwrap().recorded);
+    assert!(!store.record_opt_out(&o).await.unwrap().recorded);
     assert!(store.is_opted_out(Channel::Sms, &o.address).await.unwrap());
     assert!(
         !store

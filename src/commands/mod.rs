@@ -199,7 +199,7 @@ pub async fn optout(settings: &Settings, clock: SharedClock, args: &OptoutArgs) 
         }
     };
     let store = open_store(settings, &clock).await?;
-    let new = store
+    let done = store
         .record_opt_out(&OptOut {
             channel: args.channel,
             address,
@@ -207,10 +207,16 @@ pub async fn optout(settings: &Settings, clock: SharedClock, args: &OptoutArgs) 
             at: clock.now(),
         })
         .await?;
-    if new {
+    if done.recorded {
         println!("opted out: no more {} messages to {masked}", args.channel);
     } else {
         println!("{masked} had already opted out of {}", args.channel);
+    }
+    if done.suppressed > 0 {
+        println!(
+            "{} unsent message(s) to {masked} are now suppressed (opted_out) and their coupons withdrawn",
+            done.suppressed
+        );
     }
     Ok(())
 }

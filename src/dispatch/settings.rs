@@ -25,11 +25,31 @@ pub struct DispatchSettings {
     pub backoff_max_seconds: u64,
     /// Pause between polls when the outbox is empty.
     pub idle_poll_ms: u64,
+    /// After a send whose outcome is unknown (a timeout once the request
+    /// left), how long to wait for a delivery receipt before sending again.
+    pub reconcile_seconds: u64,
 }
 
 impl DispatchSettings {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_seconds)
+    }
+
+    /// Reasons the settings cannot work, as `dispatch.<field>: …`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.claim_batch == 0 || self.claim_batch > 10_000 {
+            return Err("dispatch.claim_batch must be between 1 and 10000".into());
+        }
+        if self.lease_seconds < 10 {
+            return Err("dispatch.lease_seconds must be at least 10 (a lease shorter than a provider's timeout lets a second worker send the same message)".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("dispatch.max_attempts must be at least 1".into());
+        }
+        if self.backoff_base_seconds == 0 || self.backoff_base_seconds > self.backoff_max_seconds {
+            return Err("dispatch.backoff_base_seconds must be at least 1 and at most dispatch.backoff_max_seconds".into());
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,10 @@ use crate::campaigns::outbox::{
 };
 use crate::campaigns::redemption::RedemptionOutcome;
 use crate::campaigns::stats::CampaignStats;
+use crate::dispatch::claim::{
+    Claim, ClaimedMessage, MessageDetail, OptOutOutcome, ReceiptCounts, SettleCounts, Settlement,
+};
+use crate::dispatch::provider::Receipt;
 use crate::domain::{Customer, CustomerId, Order, StoreInfo};
 use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
@@ -98,7 +102,9 @@ pub struct Counts {
 }
 
 /// A channel a customer can opt out of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
@@ -205,7 +211,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// Record an opt-out. Returns `false` when it was already recorded.
-    async fn record_opt_out(&self, opt_out: &OptOut) -> Result<bool, StoreError>;
+    async fn record_opt_out(&self, opt_out: &OptOut) -> Result<OptOutOutcome, StoreError>;
 
     /// Whether `address` has opted out of `channel`.
     async fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool, StoreError>;
@@ -261,6 +267,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         campaign_id: Option<&str>,
         customer_id: Option<&str>,
     ) -> Result<Vec<MessageRow>, StoreError>;
+
+    /// Claim up to `claim.limit` messages that are due (or whose lease ran
+    /// out) for sending under `claim.token`. Messages whose address has
+    /// opted out are suppressed instead, with their coupons withdrawn.
+    async fn claim_messages(&self, claim: &Claim) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    /// Settle claimed messages after their provider calls, in one
+    /// transaction; a message no longer held by the settlement's token is
+    /// left alone.
+    async fn settle_messages(&self, batch: &[Settlement]) -> Result<SettleCounts, StoreError>;
+
+    /// Apply delivery receipts: `sent` messages become `delivered` or `failed`.
+    async fn apply_receipts(
+        &self,
+        receipts: &[Receipt],
+        now: DateTime<Utc>,
+    ) -> Result<ReceiptCounts, StoreError>;
+
+    /// One message with its provider calls, oldest first.
+    async fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>, StoreError>;
 
     /// The coupons a campaign issued, by code.
     async fn coupons_for(&self, campaign_id: &str) -> Result<Vec<CouponRow>, StoreError>;

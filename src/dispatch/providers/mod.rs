@@ -1,2 +1,4 @@
 //! The provider clients, one module each.
+pub mod email_message;
+pub mod file;
 pub mod http;

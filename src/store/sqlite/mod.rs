@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod coupons;
+mod outbox;
 mod segments;
 
 use std::collections::HashMap;
@@ -26,6 +27,10 @@ use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
 };
 use crate::campaigns::stats::CampaignStats;
+use crate::dispatch::claim::{
+    Claim, ClaimedMessage, MessageDetail, OptOutOutcome, ReceiptCounts, SettleCounts, Settlement,
+};
+use crate::dispatch::provider::Receipt;
 use crate::domain::{
     Birthday, Consent, Customer, CustomerId, Email, Order, OrderId, Phone, StoreCode, StoreInfo,
     Tags, WeChatOpenId,
@@ -529,18 +534,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_opt_out(&self, o: &OptOut) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            r#"INSERT INTO opt_outs (channel, address, source, created_at) VALUES (?1, ?2, ?3, ?4)
-               ON CONFLICT (channel, address) DO NOTHING"#,
-        )
-        .bind(o.channel.as_str())
-        .bind(&o.address)
-        .bind(&o.source)
-        .bind(ms(o.at))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    async fn record_opt_out(&self, o: &OptOut) -> Result<OptOutOutcome, StoreError> {
+        self.opt_out(o).await
+    }
+
+    async fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+        self.detail(id).await
+    }
+
+    async fn claim_messages(&self, claim: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
+        self.claim(claim).await
+    }
+
+    async fn settle_messages(&self, batch: &[Settlement]) -> Result<SettleCounts, StoreError> {
+        self.settle(batch).await
+    }
+
+    async fn apply_receipts(
+        &self,
+        receipts: &[Receipt],
+        now: DateTime<Utc>,
+    ) -> Result<ReceiptCounts, StoreError> {
+        self.receipts(receipts, now).await
     }
 
     async fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool, StoreError> {

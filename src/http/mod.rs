@@ -1,20 +1,28 @@
-//! The ops HTTP server. For now it serves `/healthz`; the ops page, API and
-//! metrics are added with the daemon.
+//! The ops HTTP server: `/healthz`, one-click unsubscribe links (`/u/{token}`)
+//! and the JSON API. The ops page and metrics join it with the scheduler.
 
 use std::net::SocketAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod api;
+mod unsubscribe;
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
 use crate::campaigns::watch::CampaignRegistry;
 use crate::clock::SharedClock;
 use crate::store::SharedStore;
+use crate::unsubscribe::LinkSigner;
 
 /// Errors of the HTTP server.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +45,27 @@ pub struct AppState {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The campaigns in force and the files' errors.
     pub campaigns: CampaignRegistry,
+    /// Verifies unsubscribe links.
+    pub links: Arc<LinkSigner>,
+    /// Bearer token of the API, when configured.
+    pub token: Option<SecretString>,
 }
 
 /// The router.
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/optouts", post(api::opt_out))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/u/{token}",
+            get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
+        )
+        .merge(api)
         .with_state(state)
 }
 

@@ -1,0 +1,343 @@
+//! The outbox on SQLite: claims are one short `BEGIN IMMEDIATE` transaction
+//! (pick due ids, suppress the opted-out, mark the rest `sending` under a
+//! lease token); settlements and receipts are guarded updates. No
+//! transaction is open while a provider is called.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{SqliteStore, from_ms, ms};
+use crate::dispatch::claim::{
+    AttemptLog, Claim, ClaimedMessage, MessageDetail, OPTED_OUT_DETAIL, OptOutOutcome,
+    ReceiptCounts, SettleCounts, Settlement, receipt_detail,
+};
+use crate::dispatch::provider::{Receipt, ReceiptKey};
+use crate::store::{Channel, OptOut, StoreError};
+
+impl SqliteStore {
+    pub(super) async fn claim(&self, c: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let limit = i64::try_from(c.limit.max(1)).unwrap_or(500);
+        let now = ms(c.now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Leases that ran out first (a crashed worker's messages), then the due queue.
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE status = 'sending' AND lease_until < ?1
+             ORDER BY lease_until LIMIT ?2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let room = limit - i64::try_from(ids.len()).unwrap_or(0);
+        if room > 0 {
+            let due: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE status IN ('queued', 'deferred')
+                   AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            )
+            .bind(now)
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await?;
+            ids.extend(due);
+        }
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let picked = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        suppress_opted_out(&mut tx, &picked, now).await?;
+        let rows = sqlx::query(
+            "UPDATE messages SET status = 'sending', lease_until = ?1, claim_token = ?2, updated_at = ?3
+             WHERE id IN (SELECT value FROM json_each(?4))
+               AND status IN ('queued', 'deferred', 'sending')
+             RETURNING id",
+        )
+        .bind(ms(c.lease_until))
+        .bind(&c.token)
+        .bind(now)
+        .bind(&picked)
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        let claimed = serde_json::to_string(&claimed).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "SELECT m.id, m.dedupe_key, m.campaign_id, m.customer_id, m.channel, m.provider,
+                    m.address, m.payload, m.attempts, m.reason, m.coupon_code,
+                    c.store_code, s.name AS store_name, s.sms_signature, s.timezone
+             FROM messages m
+             JOIN customers c ON c.id = m.customer_id
+             LEFT JOIN stores s ON s.code = c.store_code
+             WHERE m.id IN (SELECT value FROM json_each(?1))
+             ORDER BY m.id",
+        )
+        .bind(&claimed)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(claimed_message).collect()
+    }
+
+    pub(super) async fn settle(&self, batch: &[Settlement]) -> Result<SettleCounts, StoreError> {
+        let mut counts = SettleCounts::default();
+        if batch.is_empty() {
+            return Ok(counts);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for s in batch {
+            let done = sqlx::query(
+                "UPDATE messages SET status = ?1, reason = ?2, detail = ?3, provider = COALESCE(?4, provider),
+                    provider_message_id = COALESCE(?5, provider_message_id), next_attempt_at = ?6,
+                    attempts = ?7, sent_at = CASE WHEN ?1 = 'sent' THEN ?8 ELSE sent_at END,
+                    lease_until = NULL, claim_token = NULL, updated_at = ?8
+                 WHERE id = ?9 AND status = 'sending' AND claim_token = ?10",
+            )
+            .bind(s.status.as_str())
+            .bind(&s.reason)
+            .bind(&s.detail)
+            .bind(&s.provider)
+            .bind(&s.provider_message_id)
+            .bind(s.next_attempt_at.map(ms))
+            .bind(i64::from(s.attempts))
+            .bind(ms(s.at))
+            .bind(s.message_id)
+            .bind(&s.token)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                counts.lease_lost += 1;
+            } else {
+                counts.settled += 1;
+            }
+            if let Some(a) = &s.attempt {
+                sqlx::query(
+                    "INSERT INTO message_attempts (message_id, attempt, provider, at, outcome, provider_code, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id, attempt) DO NOTHING",
+                )
+                .bind(s.message_id)
+                .bind(i64::from(a.number))
+                .bind(&a.provider)
+                .bind(ms(s.at))
+                .bind(a.outcome)
+                .bind(&a.provider_code)
+                .bind(&a.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(x) = &s.suppress {
+                sqlx::query(
+                    "INSERT INTO opt_outs (channel, address, source, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (channel, address) DO NOTHING",
+                )
+                .bind(x.channel.as_str())
+                .bind(&x.address)
+                .bind(&x.source)
+                .bind(ms(s.at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub(super) async fn receipts(
+        &self,
+        receipts: &[Receipt],
+        now: DateTime<Utc>,
+    ) -> Result<ReceiptCounts, StoreError> {
+        let mut counts = ReceiptCounts::default();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for r in receipts {
+            let (by_id, id, pid) = match &r.key {
+                ReceiptKey::MessageId(id) => (1_i64, *id, String::new()),
+                ReceiptKey::ProviderMessageId(p) => (0, 0, p.clone()),
+            };
+            let done = sqlx::query(
+                "UPDATE messages SET status = CASE WHEN ?1 THEN 'delivered' ELSE 'failed' END,
+                    reason = CASE WHEN ?1 THEN NULL ELSE ?2 END, detail = ?3,
+                    sent_at = COALESCE(sent_at, ?4), lease_until = NULL, claim_token = NULL,
+                    next_attempt_at = NULL, updated_at = ?5
+                 WHERE ((?6 = 1 AND id = ?7) OR (?6 = 0 AND provider_message_id = ?8))
+                   AND provider = ?9
+                   AND (status IN ('sent', 'sending')
+                        OR (status = 'deferred' AND reason = 'outcome_unknown'))",
+            )
+            .bind(r.delivered)
+            .bind(&r.code)
+            .bind(receipt_detail(r))
+            .bind(ms(r.at.unwrap_or(now)))
+            .bind(ms(now))
+            .bind(by_id)
+            .bind(id)
+            .bind(&pid)
+            .bind(&r.provider)
+            .execute(&mut *tx)
+            .await?;
+            match (done.rows_affected() > 0, r.delivered) {
+                (false, _) => counts.unmatched += 1,
+                (true, true) => counts.delivered += 1,
+                (true, false) => counts.failed += 1,
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub(super) async fn detail(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT id, campaign_id, customer_id, channel, provider, address, status, reason, detail,
+                    attempts, provider_message_id, coupon_code, next_attempt_at, sent_at
+             FROM messages WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let history = sqlx::query(
+            "SELECT attempt, provider, at, outcome, provider_code, detail
+             FROM message_attempts WHERE message_id = ?1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(AttemptLog {
+                attempt: u32::try_from(a.try_get::<i64, _>("attempt")?).unwrap_or(0),
+                provider: a.try_get("provider")?,
+                at: from_ms("message_attempts", a.try_get("at")?)?,
+                outcome: a.try_get("outcome")?,
+                provider_code: a.try_get("provider_code")?,
+                detail: a.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let at = |col: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+            r.try_get::<Option<i64>, _>(col)?
+                .map(|v| from_ms("messages", v))
+                .transpose()
+        };
+        Ok(Some(MessageDetail {
+            id: r.try_get("id")?,
+            campaign_id: r.try_get("campaign_id")?,
+            customer_id: r.try_get("customer_id")?,
+            channel: r.try_get("channel")?,
+            provider: r.try_get("provider")?,
+            address: r.try_get("address")?,
+            status: r.try_get("status")?,
+            reason: r.try_get("reason")?,
+            detail: r.try_get("detail")?,
+            attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
+            provider_message_id: r.try_get("provider_message_id")?,
+            coupon_code: r.try_get("coupon_code")?,
+            next_attempt_at: at("next_attempt_at")?,
+            sent_at: at("sent_at")?,
+            history,
+        }))
+    }
+
+    pub(super) async fn opt_out(&self, o: &OptOut) -> Result<OptOutOutcome, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let recorded = sqlx::query(
+            "INSERT INTO opt_outs (channel, address, source, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (channel, address) DO NOTHING",
+        )
+        .bind(o.channel.as_str())
+        .bind(&o.address)
+        .bind(&o.source)
+        .bind(ms(o.at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM messages
+             WHERE status IN ('queued', 'deferred') AND channel = ?1 AND address = ?2",
+        )
+        .bind(o.channel.as_str())
+        .bind(&o.address)
+        .fetch_all(&mut *tx)
+        .await?;
+        let picked = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        let suppressed = suppress_opted_out(&mut tx, &picked, ms(o.at)).await?;
+        tx.commit().await?;
+        Ok(OptOutOutcome {
+            recorded,
+            suppressed,
+        })
+    }
+}
+
+/// Of the messages `picked` (a JSON array of ids), suppress those whose
+/// address opted out, and withdraw their coupons.
+async fn suppress_opted_out(
+    tx: &mut Transaction<'_, Sqlite>,
+    picked: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let gone: Vec<i64> = sqlx::query_scalar(
+        "UPDATE messages SET status = 'suppressed', reason = 'opted_out', detail = ?1,
+            lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = ?2
+         WHERE id IN (SELECT value FROM json_each(?3))
+           AND status IN ('queued', 'deferred', 'sending')
+           AND EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = messages.channel
+                       AND o.address = messages.address)
+         RETURNING id",
+    )
+    .bind(OPTED_OUT_DETAIL)
+    .bind(now)
+    .bind(picked)
+    .fetch_all(&mut **tx)
+    .await?;
+    if !gone.is_empty() {
+        sqlx::query(
+            "UPDATE coupons SET voided_at = ?1
+             WHERE message_id IN (SELECT value FROM json_each(?2))
+               AND redeemed_order_id IS NULL AND voided_at IS NULL",
+        )
+        .bind(now)
+        .bind(serde_json::to_string(&gone).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(gone.len() as u64)
+}
+
+fn claimed_message(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
+    let channel: Option<String> = r.try_get("channel")?;
+    let channel = channel
+        .as_deref()
+        .and_then(|c| c.parse::<Channel>().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "messages",
+            reason: format!(
+                "queued message {} has no valid channel",
+                r.try_get::<i64, _>("id").unwrap_or_default()
+            ),
+        })?;
+    Ok(ClaimedMessage {
+        id: r.try_get("id")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        campaign_id: r.try_get("campaign_id")?,
+        customer_id: r.try_get("customer_id")?,
+        channel,
+        provider: r.try_get("provider")?,
+        address: r
+            .try_get::<Option<String>, _>("address")?
+            .unwrap_or_default(),
+        payload: r.try_get("payload")?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        reason: r.try_get("reason")?,
+        coupon_code: r.try_get("coupon_code")?,
+        store_code: r.try_get("store_code")?,
+        store_name: r.try_get("store_name")?,
+        sms_signature: r.try_get("sms_signature")?,
+        timezone: r.try_get("timezone")?,
+    })
+}
