@@ -54,21 +54,20 @@ impl FileProvider {
         let at = self.clock.now().to_rfc3339();
         let doc = match &msg.rendered {
             Rendered::Email { .. } => {
-                let email =
-                    crate::dispatch::providers::email_message::build(msg, &self.email_from, None)
-                        .map_err(|e| {
-                        SendError::new(
-                            FailureClass::Permanent {
-                                suppress_address: false,
-                            },
-                            "email",
-                            e.to_string(),
-                        )
-                    })?;
-                return Ok((
-                    "eml",
-                    crate::dispatch::providers::email_message::to_eml_bytes(&email),
-                ));
+                use crate::dispatch::providers::email_message;
+                let from = email_message::parse_mailbox(&self.email_from).map_err(|e| {
+                    SendError::new(FailureClass::ProviderDown, "sender", e.to_string())
+                })?;
+                let email = email_message::build(msg, &from, None, self.clock.now()).map_err(|e| {
+                    SendError::new(
+                        FailureClass::Permanent {
+                            suppress_address: false,
+                        },
+                        "email",
+                        e.to_string(),
+                    )
+                })?;
+                return Ok(("eml", email_message::to_eml_bytes(&email)));
             }
             Rendered::Sms {
                 kind,
