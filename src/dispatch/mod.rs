@@ -4,6 +4,7 @@
 pub mod provider;
 pub mod providers;
 pub mod settings;
+pub mod sign;
 
 pub use provider::{
     Accepted, FailureClass, Outgoing, Provider, RateWait, Receipt, ReceiptKey, SendError,
