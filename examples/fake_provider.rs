@@ -25,9 +25,7 @@ async fn main() -> std::io::Result<()> {
             let n = SERIAL.fetch_add(1, Ordering::Relaxed);
             (
                 [("content-type", "application/json")],
-                format!(
-                    r#"{{"Code":"OK","Message":"OK","BizId":"{n}^0","RequestId":"R-{n}"}}"#
-                ),
+                format!(r#"{{"Code":"OK","Message":"OK","BizId":"{n}^0","RequestId":"R-{n}"}}"#),
             )
         }),
     );

@@ -8,6 +8,7 @@ pub mod providers;
 pub mod replies;
 pub mod routes;
 pub mod settings;
+pub mod sign;
 pub mod worker;
 
 pub use provider::{

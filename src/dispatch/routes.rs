@@ -12,7 +12,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::dispatch::provider::Provider;
+use crate::dispatch::providers::aliyun::AliyunSms;
 use crate::dispatch::providers::file::FileProvider;
+use crate::dispatch::providers::smtp::SmtpEmail;
+use crate::dispatch::providers::tencent::TencentSms;
+use crate::dispatch::providers::twilio::TwilioSms;
+use crate::dispatch::providers::wechat::WechatClient;
 use crate::dispatch::settings::Limits;
 use crate::store::Channel;
 
@@ -172,6 +177,10 @@ fn build(
         channel,
         name: name.to_owned(),
     };
+    let failed = |reason: String| RouteError::Build {
+        name: name.to_owned(),
+        reason,
+    };
     let sends = |sends: Channel| {
         if sends == channel {
             Ok(())
@@ -192,12 +201,35 @@ fn build(
             }
             (Arc::new(f), s.limits())
         }
-        "aliyun" | "tencent" | "twilio" | "smtp" | "wechat" => {
-            let _ = (&sends, &not_configured);
-            return Err(RouteError::Build {
-                name: name.to_owned(),
-                reason: "this provider is not available in this build".into(),
-            });
+        "aliyun" => {
+            sends(Channel::Sms)?;
+            let s = p.aliyun.as_ref().ok_or_else(not_configured)?;
+            let c = AliyunSms::new(s, clock.clone()).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(c), s.limits())
+        }
+        "tencent" => {
+            sends(Channel::Sms)?;
+            let s = p.tencent.as_ref().ok_or_else(not_configured)?;
+            let c = TencentSms::new(s, clock.clone()).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(c), s.limits())
+        }
+        "twilio" => {
+            sends(Channel::Sms)?;
+            let s = p.twilio.as_ref().ok_or_else(not_configured)?;
+            let c = TwilioSms::new(s, clock.clone()).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(c), s.limits())
+        }
+        "smtp" => {
+            sends(Channel::Email)?;
+            let s = p.smtp.as_ref().ok_or_else(not_configured)?;
+            let c = SmtpEmail::new(s, clock.clone()).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(c), s.limits())
+        }
+        "wechat" => {
+            sends(Channel::Wechat)?;
+            let s = p.wechat.as_ref().ok_or_else(not_configured)?;
+            let c = WechatClient::new(s, clock.clone()).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(c), s.limits())
         }
         _ => {
             return Err(RouteError::Unknown {
@@ -207,4 +239,74 @@ fn build(
         }
     };
     Ok(Slot::new(built.0, built.1))
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use std::sync::Arc;
+
+    use figment::Jail;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn routes(toml: &str) -> Result<Routes, RouteError> {
+        let mut out = None;
+        Jail::expect_with(|jail| {
+            jail.create_file("outreach.toml", toml)?;
+            let settings = Settings::load(None).expect("settings load");
+            let clock: SharedClock = Arc::new(SystemClock);
+            out = Some(Routes::from_settings(&settings, &clock));
+            Ok(())
+        });
+        out.expect("ran")
+    }
+
+    const ALIYUN: &str =
+        "[providers.aliyun]\naccess_key_id = \"LTAI\"\naccess_key_secret = \"s\"\n";
+    const TENCENT: &str = "[providers.tencent]\nsecret_id = \"AKID\"\nsecret_key = \"s\"\nsdk_app_id = \"1400000000\"\n";
+
+    #[test]
+    fn without_credentials_every_channel_writes_files() {
+        let r = routes("").unwrap();
+        assert_eq!(r.describe(), "sms: file, email: file, wechat: file");
+    }
+
+    #[test]
+    fn configured_providers_take_their_channel_in_a_fixed_order() {
+        let r = routes(&format!("{TENCENT}{ALIYUN}")).unwrap();
+        assert_eq!(
+            r.describe(),
+            "sms: aliyun → tencent, email: file, wechat: file"
+        );
+        let r = routes(&format!(
+            "{TENCENT}{ALIYUN}[channels]\nsms = [\"tencent\", \"aliyun\", \"file\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            r.describe(),
+            "sms: tencent → aliyun → file, email: file, wechat: file"
+        );
+    }
+
+    #[test]
+    fn bad_channel_lists_are_refused_with_the_reason() {
+        let e = routes("[channels]\nsms = [\"aliyun\"]\n").unwrap_err();
+        assert!(matches!(e, RouteError::NotConfigured { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("[providers.aliyun] is not configured"),
+            "{e}"
+        );
+        let e = routes(&format!("{ALIYUN}[channels]\nemail = [\"aliyun\"]\n")).unwrap_err();
+        assert!(matches!(e, RouteError::WrongChannel { .. }), "{e}");
+        let e = routes("[channels]\nsms = [\"sendgrid\"]\n").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = routes(&format!(
+            "{ALIYUN}[channels]\nsms = [\"aliyun\", \"aliyun\"]\n"
+        ))
+        .unwrap_err();
+        assert!(matches!(e, RouteError::Repeated { .. }), "{e}");
+    }
 }

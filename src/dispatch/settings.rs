@@ -136,11 +136,29 @@ pub struct AliyunSettings {
     /// messages share a template.
     #[serde(default)]
     pub batch: bool,
+    /// Request signature: `acs3` (ACS3-HMAC-SHA256, default) or `rpc` (the
+    /// legacy HMAC-SHA1 RPC signature, for accounts or gateways that still
+    /// need it).
+    #[serde(default)]
+    pub signature: AliyunSignature,
     pub concurrency: Option<usize>,
     pub rate_per_second: Option<u32>,
     pub timeout_ms: Option<u64>,
 }
 limits!(AliyunSettings, 64, 5000, 5_000);
+
+/// How Aliyun requests are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AliyunSignature {
+    /// ACS3-HMAC-SHA256: parameters in the query (SendBatchSms: the JSON
+    /// arrays in a form body), signed headers and `Authorization`.
+    #[default]
+    Acs3,
+    /// RPC "SignatureVersion 1.0" HMAC-SHA1: every parameter and `Signature`
+    /// in a form body.
+    Rpc,
+}
 
 /// `[providers.tencent]`: SMS 2021-01-11.
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +187,8 @@ pub struct TwilioSettings {
     /// Sender number, or use `messaging_service_sid`.
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
+    /// `StatusCallback` URL sent with every message, for delivery receipts.
+    pub status_callback: Option<String>,
     /// Default `https://api.twilio.com`.
     pub base_url: Option<String>,
     pub concurrency: Option<usize>,

@@ -58,15 +58,16 @@ impl FileProvider {
                 let from = email_message::parse_mailbox(&self.email_from).map_err(|e| {
                     SendError::new(FailureClass::ProviderDown, "sender", e.to_string())
                 })?;
-                let email = email_message::build(msg, &from, None, self.clock.now()).map_err(|e| {
-                    SendError::new(
-                        FailureClass::Permanent {
-                            suppress_address: false,
-                        },
-                        "email",
-                        e.to_string(),
-                    )
-                })?;
+                let email =
+                    email_message::build(msg, &from, None, self.clock.now()).map_err(|e| {
+                        SendError::new(
+                            FailureClass::Permanent {
+                                suppress_address: false,
+                            },
+                            "email",
+                            e.to_string(),
+                        )
+                    })?;
                 return Ok(("eml", email_message::to_eml_bytes(&email)));
             }
             Rendered::Sms {
