@@ -69,6 +69,10 @@ pub struct HttpSettings {
     /// Key that signs unsubscribe links. When unset, one is generated once
     /// and kept in the database, so every process shares it.
     pub link_secret: Option<SecretString>,
+    /// Path token of the receipt and reply endpoints of providers that sign
+    /// nothing (Aliyun, Tencent): `/hooks/{hooks_token}/aliyun/receipts`, ….
+    /// Unset: those endpoints do not exist.
+    pub hooks_token: Option<SecretString>,
 }
 
 /// `[campaigns]`: rules every campaign follows.
@@ -226,6 +230,19 @@ impl Settings {
             ));
         }
         self.dispatch.check().map_err(ConfigError::Invalid)?;
+        if let Some(t) = &self.http.hooks_token {
+            use secrecy::ExposeSecret;
+            let t = t.expose_secret();
+            if t.len() < 16
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::Invalid(
+                    "http.hooks_token must be at least 16 characters of letters, digits, '-' or '_' (it is the secret part of the receipt URLs)".into(),
+                ));
+            }
+        }
         if self.campaigns.cap_messages > 0 && self.campaigns.cap_days == 0 {
             return Err(ConfigError::Invalid(
                 "campaigns.cap_days must be at least 1 when campaigns.cap_messages is set (0 messages turns the cap off)".into(),

@@ -89,6 +89,7 @@ pub async fn run(
         campaigns,
         links,
         token: settings.http.token.clone(),
+        hooks: Arc::new(http::HookSecrets::from_settings(settings)),
     };
     tracing::info!(
         http = %format!("http://{local}"),

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod api;
+mod hooks;
 mod unsubscribe;
 
 use std::sync::Arc;
@@ -49,6 +50,36 @@ pub struct AppState {
     pub links: Arc<LinkSigner>,
     /// Bearer token of the API, when configured.
     pub token: Option<SecretString>,
+    /// Secrets that authenticate providers' pushes.
+    pub hooks: Arc<HookSecrets>,
+}
+
+/// What authenticates providers' receipt and reply pushes.
+#[derive(Debug, Clone, Default)]
+pub struct HookSecrets {
+    /// Path token of the unsigned pushes (Aliyun, Tencent).
+    pub path_token: Option<SecretString>,
+    /// `[providers.wechat] callback_token`.
+    pub wechat_token: Option<SecretString>,
+    /// `[providers.twilio] auth_token`.
+    pub twilio_auth_token: Option<SecretString>,
+    /// The public base URL Twilio signs requests to.
+    pub public_url: String,
+}
+
+impl HookSecrets {
+    pub fn from_settings(s: &crate::config::Settings) -> HookSecrets {
+        HookSecrets {
+            path_token: s.http.hooks_token.clone(),
+            wechat_token: s
+                .providers
+                .wechat
+                .as_ref()
+                .and_then(|w| w.callback_token.clone()),
+            twilio_auth_token: s.providers.twilio.as_ref().map(|t| t.auth_token.clone()),
+            public_url: s.http.public_url.clone(),
+        }
+    }
 }
 
 /// The router.
@@ -65,6 +96,12 @@ pub fn router(state: AppState) -> Router {
             "/u/{token}",
             get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
         )
+        .route("/hooks/{token}/{provider}/{kind}", post(hooks::unsigned))
+        .route(
+            "/hooks/wechat",
+            get(hooks::wechat_check).post(hooks::wechat_event),
+        )
+        .route("/hooks/twilio/{kind}", post(hooks::twilio))
         .merge(api)
         .with_state(state)
 }
