@@ -24,6 +24,12 @@ from pathlib import Path
 
 from benchlib import ROOT, NOW, SQLITE3, clean_env, machine, pg_url, psql, remove_sqlite
 
+EMAIL_PAYLOAD = json.dumps({
+    "channel": "email", "subject": "张三，生日快乐！您的10元券已到账",
+    "html": "<p>张三，生日快乐！送您 <b>10元券 ABCD2345</b>，14天内有效。</p>",
+    "text": "张三，生日快乐！送您10元券 ABCD2345，14天内有效。",
+}, ensure_ascii=False)
+
 PAYLOAD = json.dumps({
     "channel": "sms", "kind": "marketing",
     "text": "张三，生日快乐！送您10元券 ABCD2345，14天内有效。拒收请回复R",
@@ -54,8 +60,8 @@ def ensure_wrk():
     return shutil.which("wrk") is not None
 
 
-def start_server(fake, port, delay_ms):
-    p = subprocess.Popen([str(fake), str(port), str(delay_ms)], stdout=subprocess.PIPE, text=True)
+def start_server(fake, mode, port, delay_ms=0):
+    p = subprocess.Popen([str(fake), mode, str(port), str(delay_ms)], stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     if "listening" not in line:
         p.kill()
@@ -72,7 +78,7 @@ def wrk_capacity(port, workdir, connections):
     return float(m.group(1)) if m else None
 
 
-def seed_sql(n, backend):
+def seed_sql(n, backend, channel):
     if backend == "sqlite":
         series = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})"
         fmt_id, fmt_phone, fmt_key = "printf('B%07d', i)", "printf('+86138%08d', i)", "printf('bench/B%07d/1', i)"
@@ -82,14 +88,19 @@ def seed_sql(n, backend):
         fmt_id, fmt_phone, fmt_key = "format('B%s', lpad(i::text, 7, '0'))", "format('+86138%s', lpad(i::text, 8, '0'))", "format('bench/B%s/1', lpad(i::text, 7, '0'))"
         src = f"generate_series(1, {n}) AS g(i)"
     epoch = "0" if backend == "sqlite" else "to_timestamp(0)"
-    payload = PAYLOAD.replace("'", "''")
+    payload = (PAYLOAD if channel == "sms" else EMAIL_PAYLOAD).replace("'", "''")
+    if channel == "email":
+        fmt_addr = ("printf('b%07d@example.com', i)" if backend == "sqlite"
+                    else "format('b%s@example.com', lpad(i::text, 7, '0'))")
+    else:
+        fmt_addr = fmt_phone
     return f"""
 INSERT INTO stores (code, name, sms_signature, timezone, updated_at) VALUES ('SH-001', '人民广场店', '老街豆浆', 'Asia/Shanghai', {epoch});
 {series} INSERT INTO customers (id, name, phone, store_code, tags, sms_opt_in, created_at, updated_at)
   SELECT {fmt_id}, '张三', {fmt_phone}, 'SH-001', '', {'1' if backend == 'sqlite' else 'true'}, {epoch}, {epoch} FROM {src};
 {series} INSERT INTO messages (dedupe_key, campaign_id, customer_id, occurrence, channel, address, status,
     next_attempt_at, payload, created_at, updated_at)
-  SELECT {fmt_key}, 'bench', {fmt_id}, '1', 'sms', {fmt_phone}, 'queued', {epoch}, '{payload}', {epoch}, {epoch} FROM {src};
+  SELECT {fmt_key}, 'bench', {fmt_id}, '1', '{channel}', {fmt_addr}, 'queued', {epoch}, '{payload}', {epoch}, {epoch} FROM {src};
 """
 
 
@@ -115,7 +126,30 @@ def rss_mib(pid):
     return 0.0
 
 
-def one_run(args, binary, workdir, backend, admin_url, port, concurrency):
+def provider_config(channel, port, concurrency):
+    if channel == "sms":
+        return f"""[channels]
+sms = ["aliyun"]
+[providers.aliyun]
+access_key_id = "LTAIbench"
+access_key_secret = "bench-secret"
+base_url = "http://127.0.0.1:{port}"
+concurrency = {concurrency}
+rate_per_second = 0
+"""
+    return f"""[channels]
+email = ["smtp"]
+[providers.smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "会员中心 <club@example.cn>"
+pool_size = {concurrency}
+concurrency = {concurrency}
+"""
+
+
+def one_run(args, binary, workdir, backend, admin_url, port, concurrency, channel):
     config = workdir / "outreach.toml"
     if backend == "sqlite":
         db = workdir / "bench.db"
@@ -135,20 +169,12 @@ url = "{url}"
 addr = "127.0.0.1:0"
 [dispatch]
 claim_batch = {args.claim_batch}
-[channels]
-sms = ["aliyun"]
-[providers.aliyun]
-access_key_id = "LTAIbench"
-access_key_secret = "bench-secret"
-base_url = "http://127.0.0.1:{port}"
-concurrency = {concurrency}
-rate_per_second = 0
-""")
+{provider_config(channel, port, concurrency)}""")
     env = clean_env()
     # Create the schema, then the queued messages.
     subprocess.run([str(binary), "--now", NOW, "segments", "--format", "json"], cwd=workdir, env=env,
                    check=True, capture_output=True)
-    sql = seed_sql(args.messages, backend)
+    sql = seed_sql(args.messages, backend, channel)
     if backend == "sqlite":
         subprocess.run([SQLITE3, str(db)], input=sql, text=True, check=True)
     else:
@@ -176,6 +202,16 @@ rate_per_second = 0
             "peak_rss_mib": round(peak, 1)}
 
 
+def record(results, key, args, runs, raw):
+    med = statistics.median(r["per_second"] for r in runs)
+    results[key] = {
+        "messages": args.messages, "median_per_second": med,
+        "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "server_raw_capacity_per_second": raw,
+        "ratio_to_raw": round(med / raw, 3) if raw else None, "runs": runs}
+    print(f"{key}: {json.dumps(results[key])}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=50_000)
@@ -185,6 +221,9 @@ def main():
     ap.add_argument("--claim-batch", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=256, help="[providers.aliyun] concurrency")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--email", action=argparse.BooleanOptionalAction, default=True,
+                    help="also send e-mail to a local SMTP server (mailcrab)")
+    ap.add_argument("--smtp-connections", type=int, default=16)
     ap.add_argument("--workdir", type=Path, default=ROOT / "target" / "bench-dispatch")
     args = ap.parse_args()
     workdir = args.workdir.resolve()
@@ -199,22 +238,26 @@ def main():
     print(f"machine: {json.dumps(info)}", flush=True)
     have_wrk = ensure_wrk()
     results = {}
-    for delay in [int(d) for d in args.delays.split(",")]:
+    for delay in [int(d) for d in args.delays.split(",") if d != ""]:
         port = 18180 + delay
-        server = start_server(fake, port, delay)
+        server = start_server(fake, "http", port, delay)
         try:
             raw = wrk_capacity(port, workdir, args.concurrency) if have_wrk else None
             for backend in backends:
-                runs = [one_run(args, binary, workdir, backend, admin_url, port, args.concurrency)
+                runs = [one_run(args, binary, workdir, backend, admin_url, port, args.concurrency, "sms")
                         for _ in range(args.runs)]
-                med = statistics.median(r["per_second"] for r in runs)
-                key = f"{backend} delay={delay}ms"
-                results[key] = {
-                    "messages": args.messages, "median_per_second": med,
-                    "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-                    "server_raw_capacity_per_second": raw,
-                    "ratio_to_raw": round(med / raw, 3) if raw else None, "runs": runs}
-                print(f"{key}: {json.dumps(results[key])}", flush=True)
+                record(results, f"sms aliyun {backend} delay={delay}ms", args, runs, raw)
+        finally:
+            server.kill()
+            server.wait()
+    if args.email:
+        port = 18125
+        server = start_server(fake, "smtp", port)
+        try:
+            for backend in backends:
+                runs = [one_run(args, binary, workdir, backend, admin_url, port, args.smtp_connections, "email")
+                        for _ in range(args.runs)]
+                record(results, f"email smtp {backend}", args, runs, None)
         finally:
             server.kill()
             server.wait()

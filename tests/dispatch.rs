@@ -448,6 +448,7 @@ async fn receipts_mark_messages_delivered_or_failed(store: SharedStore) {
             code: "DELIVRD".into(),
             description: "用户接收成功".into(),
             at: Some(t("2026-03-10T10:01:05+08:00")),
+            suppress_address: false,
         },
         Receipt {
             provider: "sms-a".into(),
@@ -456,6 +457,7 @@ async fn receipts_mark_messages_delivered_or_failed(store: SharedStore) {
             code: "MK:0001".into(),
             description: "空号".into(),
             at: None,
+            suppress_address: true,
         },
         Receipt {
             provider: "other".into(),
@@ -464,6 +466,7 @@ async fn receipts_mark_messages_delivered_or_failed(store: SharedStore) {
             code: "DELIVRD".into(),
             description: String::new(),
             at: None,
+            suppress_address: false,
         },
         Receipt {
             provider: "sms-a".into(),
@@ -472,6 +475,7 @@ async fn receipts_mark_messages_delivered_or_failed(store: SharedStore) {
             code: "DELIVRD".into(),
             description: String::new(),
             at: None,
+            suppress_address: false,
         },
     ];
     let counts = store
@@ -489,6 +493,8 @@ async fn receipts_mark_messages_delivered_or_failed(store: SharedStore) {
         ("failed", Some("MK:0001"))
     );
     assert!(failed.detail.unwrap().contains("空号"));
+    let address = failed.address.unwrap();
+    assert!(store.is_opted_out(Channel::Sms, &address).await.unwrap());
     assert_eq!(
         status_of(&store, ids[2]).await,
         "sent",

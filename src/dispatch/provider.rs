@@ -153,6 +153,10 @@ pub struct Receipt {
     pub description: String,
     /// When the handset received it, if the receipt says.
     pub at: Option<DateTime<Utc>>,
+    /// The receipt says the address cannot or will not receive (the user
+    /// blocked the account, an unknown or landline number): it goes on the
+    /// suppression list.
+    pub suppress_address: bool,
 }
 
 /// An SMS reply pushed by a provider (for opt-outs such as `R` or `退订`).

@@ -679,6 +679,7 @@ pub fn parse_receipts(body: &[u8]) -> Result<Vec<Receipt>, PushError> {
             (None, None, _) => return Err(err("neither a numeric `out_id` nor a `biz_id`")),
         };
         out.push(Receipt {
+            suppress_address: false,
             provider: NAME.to_owned(),
             key,
             delivered,

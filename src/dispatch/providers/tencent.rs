@@ -623,6 +623,7 @@ pub fn parse_receipts(body: &[u8]) -> Result<Vec<Receipt>, PushError> {
             _ => return Err(err("`report_status` is neither SUCCESS nor FAIL")),
         };
         out.push(Receipt {
+            suppress_address: false,
             provider: NAME.to_owned(),
             key: ReceiptKey::ProviderMessageId(sid),
             delivered,

@@ -330,10 +330,14 @@ pub fn receipt_from_status_callback(
         Some(code) if !delivered => code,
         _ => status,
     };
+    // 30005 unknown destination, 30006 landline: the number can never
+    // receive SMS. (30003 unreachable and 30007 carrier filtering may pass.)
+    let suppress_address = !delivered && matches!(code, "30005" | "30006");
     Ok(Some(Receipt {
         provider: NAME.to_owned(),
         key: ReceiptKey::ProviderMessageId(sid.to_owned()),
         delivered,
+        suppress_address,
         code: code.to_owned(),
         description: param(params, "ErrorMessage").unwrap_or(status).to_owned(),
         at: None,

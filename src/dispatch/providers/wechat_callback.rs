@@ -115,10 +115,12 @@ pub fn parse_event(xml: &[u8]) -> Result<Option<Receipt>, WechatCallbackError> {
     } else {
         "not delivered"
     };
+    let suppress_address = status == USER_BLOCK;
     Ok(Some(Receipt {
         provider: "wechat".to_owned(),
         key: ReceiptKey::ProviderMessageId(msg_id),
         delivered,
+        suppress_address,
         code: status,
         description: description.to_owned(),
         at: push

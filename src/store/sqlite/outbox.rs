@@ -177,6 +177,23 @@ impl SqliteStore {
             .bind(&r.provider)
             .execute(&mut *tx)
             .await?;
+            if done.rows_affected() > 0 && !r.delivered && r.suppress_address {
+                sqlx::query(
+                    "INSERT INTO opt_outs (channel, address, source, created_at)
+                     SELECT channel, address, ?1, ?2 FROM messages
+                     WHERE ((?3 = 1 AND id = ?4) OR (?3 = 0 AND provider_message_id = ?5))
+                       AND provider = ?6 AND channel IS NOT NULL AND address IS NOT NULL
+                     ON CONFLICT (channel, address) DO NOTHING",
+                )
+                .bind(format!("receipt:{}:{}", r.provider, r.code))
+                .bind(ms(now))
+                .bind(by_id)
+                .bind(id)
+                .bind(&pid)
+                .bind(&r.provider)
+                .execute(&mut *tx)
+                .await?;
+            }
             match (done.rows_affected() > 0, r.delivered) {
                 (false, _) => counts.unmatched += 1,
                 (true, true) => counts.delivered += 1,
