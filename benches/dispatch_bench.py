@@ -172,7 +172,7 @@ claim_batch = {args.claim_batch}
 {provider_config(channel, port, concurrency)}""")
     env = clean_env()
     # Create the schema, then the queued messages.
-    subprocess.run([str(binary), "--now", NOW, "segments", "--format", "json"], cwd=workdir, env=env,
+    subprocess.run([str(binary), "--now", NOW, "jobs", "run", "segments", "--format", "json"], cwd=workdir, env=env,
                    check=True, capture_output=True)
     sql = seed_sql(args.messages, backend, channel)
     if backend == "sqlite":
