@@ -28,20 +28,31 @@ const READ_AHEAD: usize = 1;
 pub(crate) type SharedConn<DB> = Arc<Mutex<PoolConnection<DB>>>;
 
 /// The reader's connection (`first`, which holds the run's temporary
-/// tables) and the writer's: a second one from the pool when it allows two,
-/// else the same.
+/// tables) and the writer's: a second one from the pool when the run has
+/// more than one page to write and the pool allows two, else the same (a
+/// run of one page has nothing to overlap, and a new connection costs more
+/// than it would save).
 pub(crate) async fn run_connections<DB: Database>(
     pool: &Pool<DB>,
     first: PoolConnection<DB>,
-    write: bool,
+    pages_to_write: u64,
 ) -> Result<(SharedConn<DB>, SharedConn<DB>), StoreError> {
     let reader = Arc::new(Mutex::new(first));
-    let writer = if write && pool.options().get_max_connections() >= 2 {
+    let writer = if pages_to_write > 1 && pool.options().get_max_connections() >= 2 {
         Arc::new(Mutex::new(pool.acquire().await?))
     } else {
         Arc::clone(&reader)
     };
     Ok((reader, writer))
+}
+
+/// The pages a run writes: none for a preview.
+pub(crate) fn pages_to_write(write: bool, candidates: u64, batch_size: usize) -> u64 {
+    if write {
+        candidates.div_ceil(batch_size.max(1) as u64)
+    } else {
+        0
+    }
 }
 
 /// Reads a run's candidates a page at a time.

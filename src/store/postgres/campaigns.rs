@@ -17,7 +17,7 @@ use crate::campaigns::outbox::{
 };
 use crate::expr::{BindParams, Dialect};
 use crate::store::campaign_pages::{
-    PageReader, PageWriter, SharedConn, run_connections, run_pages,
+    PageReader, PageWriter, SharedConn, pages_to_write, run_connections, run_pages,
 };
 use crate::store::{StoreError, campaigns_sql};
 
@@ -45,7 +45,12 @@ impl PgStore {
             candidates,
             ..WriteTotals::default()
         };
-        let (reading, writing) = run_connections(&self.pool, conn, write).await?;
+        let (reading, writing) = run_connections(
+            &self.pool,
+            conn,
+            pages_to_write(write, candidates, q.batch_size),
+        )
+        .await?;
         let pages = Pages {
             conn: reading,
             sql: campaigns_sql::page(Dialect::Postgres),
