@@ -2,6 +2,7 @@
 //! and PostgreSQL ([`PgStore`]), each with its own migrations under
 //! `migrations/<backend>/`, applied when the store is opened.
 
+mod campaign_pages;
 mod campaigns_sql;
 mod postgres;
 mod segments_sql;

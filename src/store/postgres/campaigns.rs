@@ -2,6 +2,8 @@
 //! table, then read back a page at a time; each page's messages and coupons
 //! are written in one short transaction with `unnest` arrays.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -14,12 +16,12 @@ use crate::campaigns::outbox::{
     RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
+use crate::store::campaign_pages::{
+    PageReader, PageWriter, SharedConn, pages_to_write, run_connections, run_pages,
+};
 use crate::store::{StoreError, campaigns_sql};
 
 type Conn = PoolConnection<Postgres>;
-
-/// Attempts at a page whose random coupon codes collided with existing ones.
-const CODE_ATTEMPTS: usize = 3;
 
 impl PgStore {
     pub(super) async fn plan_run(
@@ -43,45 +45,28 @@ impl PgStore {
             candidates,
             ..WriteTotals::default()
         };
-        let page_sql = campaigns_sql::page(Dialect::Postgres);
-        let mut after = String::new();
-        loop {
-            let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
-                .bind(q.cap_since.timestamp_millis())
-                .bind(&after)
-                .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
-                .bind(q.cap_since.timestamp_millis())
-                .bind(i64::from(q.priority))
-                .fetch_all(&mut *conn)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("customer_id")?;
-            let batch = rows.iter().map(candidate).collect::<Result<Vec<_>, _>>()?;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let planned = sink.plan(&batch);
-                if !write {
-                    break;
-                }
-                match write_page(&mut conn, q, &planned).await {
-                    Ok(w) => {
-                        totals.add(&w, planned.len());
-                        break;
-                    }
-                    Err(StoreError::Database(sqlx::Error::Database(e)))
-                        if e.is_unique_violation() && attempt < CODE_ATTEMPTS =>
-                    {
-                        tracing::warn!(
-                            "a coupon code collided with an issued one; planning the page again"
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let (reading, writing) = run_connections(
+            &self.pool,
+            conn,
+            pages_to_write(write, candidates, q.batch_size),
+        )
+        .await?;
+        let pages = Pages {
+            conn: reading,
+            sql: campaigns_sql::page(Dialect::Postgres),
+            after: String::new(),
+            cap_since: q.cap_since.timestamp_millis(),
+            limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
+            priority: i64::from(q.priority),
+        };
+        let writer = write.then(|| Writes {
+            conn: writing,
+            query: Arc::new(q.clone()),
+        });
+        let pages = run_pages(pages, writer, sink, &mut totals).await?;
+        let mut conn = pages.conn.lock().await;
         for sql in ["TRUNCATE camp_cand", "TRUNCATE camp_due"] {
-            sqlx::query(sql).execute(&mut *conn).await?;
+            sqlx::query(sql).execute(&mut **conn).await?;
         }
         Ok(totals)
     }
@@ -192,6 +177,54 @@ async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError>
     }
     sqlx::query("ANALYZE camp_due").execute(&mut **conn).await?;
     Ok(())
+}
+
+/// The run's candidates a page at a time, from the connection that holds
+/// `camp_cand`.
+struct Pages {
+    conn: SharedConn<Postgres>,
+    sql: String,
+    /// The last customer id read.
+    after: String,
+    cap_since: i64,
+    limit: i64,
+    priority: i64,
+}
+
+impl PageReader for Pages {
+    async fn next_page(&mut self) -> Result<Option<Vec<Candidate>>, StoreError> {
+        let mut conn = self.conn.lock().await;
+        let rows = sqlx::query(AssertSqlSafe(self.sql.clone()))
+            .bind(self.cap_since)
+            .bind(&self.after)
+            .bind(self.limit)
+            .bind(self.cap_since)
+            .bind(self.priority)
+            .fetch_all(&mut **conn)
+            .await?;
+        drop(conn);
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = last.try_get("customer_id")?;
+        rows.iter()
+            .map(candidate)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+}
+
+/// Writes the run's pages.
+struct Writes {
+    conn: SharedConn<Postgres>,
+    query: Arc<CandidateQuery>,
+}
+
+impl PageWriter for Writes {
+    async fn write_page(&mut self, planned: &[PlannedMessage]) -> Result<PageWrite, StoreError> {
+        let mut conn = self.conn.lock().await;
+        write_page(&mut conn, &self.query, planned).await
+    }
 }
 
 fn candidate(r: &PgRow) -> Result<Candidate, StoreError> {

@@ -2,6 +2,8 @@
 //! table, then read back a page at a time; each page's messages and coupons
 //! are written in one short `BEGIN IMMEDIATE` transaction.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
@@ -14,14 +16,15 @@ use crate::campaigns::outbox::{
     RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
+use crate::store::campaign_pages::{
+    PageReader, PageWriter, SharedConn, pages_to_write, run_connections, run_pages,
+};
 use crate::store::{StoreError, campaigns_sql};
 
 type Conn = PoolConnection<Sqlite>;
 
 /// Messages per multi-row INSERT (15 columns each).
 const MESSAGE_ROWS_PER_STATEMENT: usize = 200;
-/// Attempts at a page whose random coupon codes collided with existing ones.
-const CODE_ATTEMPTS: usize = 3;
 
 impl SqliteStore {
     pub(super) async fn plan_run(
@@ -43,45 +46,28 @@ impl SqliteStore {
             candidates,
             ..WriteTotals::default()
         };
-        let page_sql = campaigns_sql::page(Dialect::Sqlite);
-        let mut after = String::new();
-        loop {
-            let rows = sqlx::query(AssertSqlSafe(page_sql.clone()))
-                .bind(ms(q.cap_since))
-                .bind(&after)
-                .bind(i64::try_from(q.batch_size.max(1)).unwrap_or(1000))
-                .bind(ms(q.cap_since))
-                .bind(i64::from(q.priority))
-                .fetch_all(&mut *conn)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("customer_id")?;
-            let batch = rows.iter().map(candidate).collect::<Result<Vec<_>, _>>()?;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let planned = sink.plan(&batch);
-                if !write {
-                    break;
-                }
-                match write_page(&mut conn, q, &planned).await {
-                    Ok(w) => {
-                        totals.add(&w, planned.len());
-                        break;
-                    }
-                    Err(StoreError::Database(sqlx::Error::Database(e)))
-                        if e.is_unique_violation() && attempt < CODE_ATTEMPTS =>
-                    {
-                        tracing::warn!(
-                            "a coupon code collided with an issued one; planning the page again"
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let (reading, writing) = run_connections(
+            &self.pool,
+            conn,
+            pages_to_write(write, candidates, q.batch_size),
+        )
+        .await?;
+        let pages = Pages {
+            conn: reading,
+            sql: campaigns_sql::page(Dialect::Sqlite),
+            after: String::new(),
+            cap_since: ms(q.cap_since),
+            limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
+            priority: i64::from(q.priority),
+        };
+        let writer = write.then(|| Writes {
+            conn: writing,
+            query: Arc::new(q.clone()),
+        });
+        let pages = run_pages(pages, writer, sink, &mut totals).await?;
+        let mut conn = pages.conn.lock().await;
         for sql in ["DELETE FROM camp_cand", "DELETE FROM camp_due"] {
-            sqlx::query(sql).execute(&mut *conn).await?;
+            sqlx::query(sql).execute(&mut **conn).await?;
         }
         Ok(totals)
     }
@@ -185,6 +171,54 @@ async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError>
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The run's candidates a page at a time, from the connection that holds
+/// `camp_cand`.
+struct Pages {
+    conn: SharedConn<Sqlite>,
+    sql: String,
+    /// The last customer id read.
+    after: String,
+    cap_since: i64,
+    limit: i64,
+    priority: i64,
+}
+
+impl PageReader for Pages {
+    async fn next_page(&mut self) -> Result<Option<Vec<Candidate>>, StoreError> {
+        let mut conn = self.conn.lock().await;
+        let rows = sqlx::query(AssertSqlSafe(self.sql.clone()))
+            .bind(self.cap_since)
+            .bind(&self.after)
+            .bind(self.limit)
+            .bind(self.cap_since)
+            .bind(self.priority)
+            .fetch_all(&mut **conn)
+            .await?;
+        drop(conn);
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = last.try_get("customer_id")?;
+        rows.iter()
+            .map(candidate)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+}
+
+/// Writes the run's pages.
+struct Writes {
+    conn: SharedConn<Sqlite>,
+    query: Arc<CandidateQuery>,
+}
+
+impl PageWriter for Writes {
+    async fn write_page(&mut self, planned: &[PlannedMessage]) -> Result<PageWrite, StoreError> {
+        let mut conn = self.conn.lock().await;
+        write_page(&mut conn, &self.query, planned).await
+    }
 }
 
 fn candidate(r: &SqliteRow) -> Result<Candidate, StoreError> {
