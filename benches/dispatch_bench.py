@@ -126,7 +126,7 @@ def rss_mib(pid):
     return 0.0
 
 
-def provider_config(channel, port, concurrency):
+def provider_config(channel, port, concurrency, batch=False):
     if channel == "sms":
         return f"""[channels]
 sms = ["aliyun"]
@@ -136,6 +136,7 @@ access_key_secret = "bench-secret"
 base_url = "http://127.0.0.1:{port}"
 concurrency = {concurrency}
 rate_per_second = 0
+batch = {"true" if batch else "false"}
 """
     return f"""[channels]
 email = ["smtp"]
@@ -169,7 +170,7 @@ url = "{url}"
 addr = "127.0.0.1:0"
 [dispatch]
 claim_batch = {args.claim_batch}
-{provider_config(channel, port, concurrency)}""")
+{provider_config(channel, port, concurrency, args.aliyun_batch)}""")
     env = clean_env()
     # Create the schema, then the queued messages.
     subprocess.run([str(binary), "--now", NOW, "jobs", "run", "segments", "--format", "json"], cwd=workdir, env=env,
@@ -224,6 +225,8 @@ def main():
     ap.add_argument("--email", action=argparse.BooleanOptionalAction, default=True,
                     help="also send e-mail to a local SMTP server (mailcrab)")
     ap.add_argument("--smtp-connections", type=int, default=16)
+    ap.add_argument("--aliyun-batch", action="store_true",
+                    help="send through SendBatchSms (up to 100 numbers per call)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "target" / "bench-dispatch")
     args = ap.parse_args()
     workdir = args.workdir.resolve()
@@ -246,7 +249,8 @@ def main():
             for backend in backends:
                 runs = [one_run(args, binary, workdir, backend, admin_url, port, args.concurrency, "sms")
                         for _ in range(args.runs)]
-                record(results, f"sms aliyun {backend} delay={delay}ms", args, runs, raw)
+                batch = " batch" if args.aliyun_batch else ""
+                record(results, f"sms aliyun{batch} {backend} delay={delay}ms", args, runs, raw)
         finally:
             server.kill()
             server.wait()

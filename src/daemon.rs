@@ -1,6 +1,6 @@
-//! The daemon (`outreach run`): the ops HTTP server and the campaign folder
-//! watcher, until SIGINT/SIGTERM. The scheduler and the dispatcher join it as
-//! they are built.
+//! The daemon (`outreach run`): the ops HTTP server, the campaign folder
+//! watcher and the outbox worker, until SIGINT/SIGTERM. The scheduler joins
+//! them with the next issue.
 
 use tokio_util::sync::CancellationToken;
 
