@@ -224,7 +224,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--email", action=argparse.BooleanOptionalAction, default=True,
                     help="also send e-mail to a local SMTP server (mailcrab)")
-    ap.add_argument("--smtp-connections", type=int, default=16)
+    ap.add_argument("--smtp-connections", type=int, default=64)
     ap.add_argument("--aliyun-batch", action="store_true",
                     help="send through SendBatchSms (up to 100 numbers per call)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "target" / "bench-dispatch")
