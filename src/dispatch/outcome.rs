@@ -47,6 +47,17 @@ pub struct ChainPosition<'a> {
     pub first: &'a str,
 }
 
+impl<'a> ChainPosition<'a> {
+    /// Position `index` in the chain of provider `names` (`none` when empty).
+    pub fn at(names: &[&'a str], index: usize) -> ChainPosition<'a> {
+        ChainPosition {
+            current: names.get(index).copied().unwrap_or("none"),
+            next: names.get(index + 1).copied(),
+            first: names.first().copied().unwrap_or("none"),
+        }
+    }
+}
+
 /// Everything a settlement needs besides the provider's answer.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
@@ -92,7 +103,6 @@ impl Context<'_> {
     /// Back to the queue untouched (shutdown before the send).
     pub fn release(&self) -> Settlement {
         Settlement {
-            status: MessageStatus::Queued,
             reason: self.message.reason.clone(),
             next_attempt_at: Some(self.now),
             ..self.base(MessageStatus::Queued)

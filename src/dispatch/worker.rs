@@ -407,11 +407,7 @@ impl Dispatcher {
             tz,
             window,
             policy: &self.policy,
-            chain: ChainPosition {
-                current: chain.get(index).map_or("none", |s| s.name()),
-                next: chain.get(index + 1).map(|s| s.name()),
-                first: chain.first().map_or("none", |s| s.name()),
-            },
+            chain: ChainPosition::at(&chain.iter().map(|s| s.name()).collect::<Vec<_>>(), index),
             jitter: 0.0,
         }
     }
@@ -487,11 +483,10 @@ impl Job {
             tz: item.tz,
             window: item.window,
             policy: &self.policy,
-            chain: ChainPosition {
-                current: &self.chain[self.index],
-                next: self.chain.get(self.index + 1).map(String::as_str),
-                first: &self.chain[0],
-            },
+            chain: ChainPosition::at(
+                &self.chain.iter().map(String::as_str).collect::<Vec<_>>(),
+                self.index,
+            ),
             jitter: 0.0,
         }
     }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use crate::dispatch::sign::constant_time_eq;
 use crate::domain::{Email, Phone, WeChatOpenId};
 use crate::store::{Channel, OptOut};
 
@@ -33,10 +34,6 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         }
     }
     next.run(req).await
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Body of `POST /api/optouts`.

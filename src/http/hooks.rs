@@ -46,7 +46,7 @@ pub async fn unsigned(
     let Some(expected) = &state.hooks.path_token else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if !super::api::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes()) {
+    if !sign::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes()) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let push = match (provider.as_str(), kind.as_str()) {

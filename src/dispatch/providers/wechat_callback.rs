@@ -47,14 +47,7 @@ pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
 pub fn verify_signature(token: &str, timestamp: &str, nonce: &str, signature: &str) -> bool {
     let expected = self::signature(token, timestamp, nonce);
     let given = signature.trim().to_ascii_lowercase();
-    constant_time_eq(expected.as_bytes(), given.as_bytes())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::dispatch::sign::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
 /// The push as XML; every field optional so any event parses.

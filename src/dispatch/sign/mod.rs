@@ -51,6 +51,12 @@ pub fn host_header(url: &reqwest::Url) -> String {
     }
 }
 
+/// Whether `a == b`, in time that depends only on the lengths (for comparing
+/// secrets and signatures).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
