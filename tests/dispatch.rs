@@ -59,6 +59,9 @@ struct Scripted {
     script: Mutex<VecDeque<SendResult>>,
     calls: Mutex<Vec<i64>>,
     delay: Duration,
+    /// `max_batch`; the sizes of the batch calls made are kept.
+    batch: usize,
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Scripted {
@@ -71,6 +74,8 @@ impl Scripted {
             script: Mutex::new(script.into()),
             calls: Mutex::new(Vec::new()),
             delay,
+            batch: 1,
+            batches: Mutex::new(Vec::new()),
         })
     }
     fn calls(&self) -> Vec<i64> {
@@ -85,6 +90,17 @@ impl Provider for Scripted {
     }
     fn channel(&self) -> Channel {
         Channel::Sms
+    }
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+    async fn send_batch(&self, msgs: &[Outgoing]) -> Vec<SendResult> {
+        self.batches.lock().unwrap().push(msgs.len());
+        let mut out = Vec::new();
+        for m in msgs {
+            out.push(self.send(m).await);
+        }
+        out
     }
     async fn send(&self, msg: &Outgoing) -> SendResult {
         self.calls.lock().unwrap().push(msg.message_id);
@@ -604,7 +620,28 @@ async fn the_file_provider_writes_what_would_have_gone_out(store: SharedStore) {
     }
 }
 
+async fn batch_providers_get_messages_in_batches(store: SharedStore) {
+    let ids = planned(&store, 8).await;
+    let clock = TestClock::at("2026-03-10T10:01:00+08:00");
+    let p = Arc::new(Scripted {
+        batch: 3,
+        ..Arc::into_inner(Scripted::new("sms-a")).unwrap()
+    });
+    let d = dispatcher(&store, &clock, std::slice::from_ref(&p), 2, 5);
+    let r = d.drain().await.unwrap();
+    assert_eq!(r.sent, 8, "{r:?}");
+    let mut sizes = p.batches.lock().unwrap().clone();
+    sizes.sort();
+    // claim_batch is 7: one claim of 7 goes as 3 + 3 in batches and a single
+    // send; the claim after it takes the 8th, also sent alone.
+    assert_eq!(sizes, vec![3, 3]);
+    let mut calls = p.calls();
+    calls.sort();
+    assert_eq!(calls, ids);
+}
+
 store_contract!(
+    batch_providers_get_messages_in_batches,
     sends_each_message_once_and_records_the_attempt,
     a_transient_failure_is_retried_after_a_backoff,
     a_message_is_dead_after_its_last_attempt,
