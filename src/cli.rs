@@ -33,8 +33,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon until SIGINT/SIGTERM.
-    Run,
+    /// Run the daemon until SIGINT/SIGTERM (with --once: every due job once,
+    /// drain the outbox, print a summary, exit).
+    Run(RunArgs),
     /// Seed a realistic demo shop (once), then run the daemon.
     Demo(DemoArgs),
     /// Import customers or orders from CSV or JSON Lines (by extension).
@@ -47,6 +48,80 @@ pub enum Command {
     Segments(SegmentsArgs),
     /// Check campaign files, preview who would get what, or show their figures.
     Campaigns(CampaignsArgs),
+    /// The send log, newest first: what went to whom, and why a message was
+    /// not sent. `outreach logs ID` shows one message with every attempt.
+    Logs(LogsArgs),
+}
+
+/// `outreach logs`
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("filters").multiple(true))]
+pub struct LogsArgs {
+    /// Show this message with every provider call and retry.
+    #[arg(value_name = "ID", conflicts_with = "filters")]
+    pub message: Option<i64>,
+    /// Same as ID.
+    #[arg(long = "id", value_name = "ID", conflicts_with_all = ["filters", "message"])]
+    pub id: Option<i64>,
+    /// Messages of this campaign.
+    #[arg(long, value_name = "ID", group = "filters")]
+    pub campaign: Option<String>,
+    /// sms, email or wechat.
+    #[arg(long, value_name = "C", group = "filters")]
+    pub channel: Option<String>,
+    /// queued, deferred, sending, sent, delivered, failed, dead or suppressed.
+    #[arg(long, value_name = "S", group = "filters")]
+    pub status: Option<String>,
+    /// Messages to this customer.
+    #[arg(long, value_name = "CID", group = "filters")]
+    pub customer: Option<String>,
+    /// Created at or after: a duration back from now (30m, 2h, 7d) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|T", group = "filters")]
+    pub since: Option<String>,
+    /// Created before: a duration back from now or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|T", group = "filters")]
+    pub until: Option<String>,
+    /// Messages per page.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=1000), group = "filters")]
+    pub limit: u32,
+    /// The next page: the cursor printed after the previous one.
+    #[arg(long, value_name = "CURSOR", group = "filters")]
+    pub before: Option<String>,
+    /// Output format on stdout (json: one object per line; csv: RFC 4180 with a header).
+    #[arg(long, value_enum, default_value_t = LogsFormat::Table)]
+    pub format: LogsFormat,
+    /// Show full phone numbers, e-mail addresses and OpenIDs (masked otherwise).
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+impl LogsArgs {
+    /// The message to show, when one is named.
+    pub fn message_id(&self) -> Option<i64> {
+        self.message.or(self.id)
+    }
+}
+
+/// Formats of `outreach logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogsFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `outreach run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run every job tick due at --now (default: now) once, send what is due,
+    /// print a summary and exit: for tests, backfills and demos. Exit code 1
+    /// when a job failed.
+    #[arg(long)]
+    pub once: bool,
+    /// Summary format of --once on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, requires = "once")]
+    pub format: OutputFormat,
 }
 
 /// `outreach campaigns`
@@ -224,9 +299,42 @@ mod tests {
     }
 
     #[test]
+    fn logs_take_an_id_or_filters_not_both() {
+        let logs = |args: &[&str]| {
+            let mut argv = vec!["outreach", "logs"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Logs(a) => a,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(logs(&["42"]).unwrap().message_id(), Some(42));
+        assert_eq!(logs(&["--id", "42"]).unwrap().message_id(), Some(42));
+        let a = logs(&["--status", "dead", "--limit", "10", "--format", "csv"]).unwrap();
+        assert_eq!((a.message_id(), a.limit), (None, 10));
+        assert!(logs(&["42", "--status", "dead"]).is_err());
+        assert!(logs(&["--id", "42", "--campaign", "x"]).is_err());
+        assert!(logs(&["--limit", "0"]).is_err());
+        assert!(logs(&["--limit", "1001"]).is_err());
+    }
+
+    #[test]
     fn now_is_global_and_strict() {
         let cli =
             Cli::try_parse_from(["outreach", "run", "--now", "2026-12-24T10:00:00+08:00"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run(RunArgs { once: false, .. })
+        ));
+        let once = Cli::try_parse_from(["outreach", "run", "--once", "--format", "json"]).unwrap();
+        assert!(matches!(
+            once.command,
+            Command::Run(RunArgs {
+                once: true,
+                format: OutputFormat::Json
+            })
+        ));
+        assert!(Cli::try_parse_from(["outreach", "run", "--format", "json"]).is_err());
         assert_eq!(cli.now.unwrap().to_rfc3339(), "2026-12-24T02:00:00+00:00");
         assert!(Cli::try_parse_from(["outreach", "run", "--now", "tomorrow"]).is_err());
     }

@@ -31,6 +31,38 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that starts at a given instant and runs on in real time (the
+/// daemon under `--now`: timers and leases keep moving).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    start: DateTime<Utc>,
+    at: std::time::Instant,
+}
+
+impl OffsetClock {
+    /// A clock reading `t` now.
+    pub fn new(t: DateTime<Utc>) -> Self {
+        OffsetClock {
+            start: t,
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.at.elapsed()).unwrap_or_default()
+    }
+}
+
+/// The system clock, or one that starts at `now` and runs on.
+pub fn running_from(now: Option<DateTime<Utc>>) -> SharedClock {
+    match now {
+        Some(t) => Arc::new(OffsetClock::new(t)),
+        None => Arc::new(SystemClock),
+    }
+}
+
 /// Shared handle to a clock.
 pub type SharedClock = Arc<dyn Clock>;
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::settings::{ChannelRoutes, DispatchSettings, ProvidersSettings};
 use crate::domain::{StoreCode, StoreInfo};
+use crate::scheduler::{RetentionSettings, SchedulerSettings};
 
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,12 @@ pub struct Settings {
     /// Stores known before any import, by code.
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
+    /// Job schedules, watchdog and tick leases.
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
+    /// What housekeeping deletes, by age.
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// `[database]`
@@ -230,6 +237,8 @@ impl Settings {
             ));
         }
         self.dispatch.check().map_err(ConfigError::Invalid)?;
+        self.scheduler.check().map_err(ConfigError::Invalid)?;
+        self.retention.check().map_err(ConfigError::Invalid)?;
         if let Some(t) = &self.http.hooks_token {
             use secrecy::ExposeSecret;
             let t = t.expose_secret();
@@ -273,6 +282,17 @@ impl Settings {
     }
 
     /// The default time zone.
+    /// What the configuration says every campaign run follows.
+    pub fn run_settings(&self) -> Result<crate::campaigns::run::RunSettings, ConfigError> {
+        let c = &self.campaigns;
+        Ok(crate::campaigns::run::RunSettings {
+            default_tz: self.default_tz(),
+            default_window: self.send_window()?,
+            cap: (c.cap_messages > 0).then_some((c.cap_messages, c.cap_days)),
+            batch_size: c.batch_size,
+        })
+    }
+
     pub fn default_tz(&self) -> chrono_tz::Tz {
         // validated at load
         parse_tz(&self.timezone, "timezone").unwrap_or(chrono_tz::Asia::Shanghai)

@@ -13,6 +13,8 @@ pub mod domain;
 pub mod expr;
 pub mod http;
 pub mod import;
+pub mod metrics;
+pub mod scheduler;
 pub mod segments;
 pub mod store;
 pub mod telemetry;

@@ -21,9 +21,16 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load(cli.config.as_deref())?;
-    let clock = clock::from_option(cli.now);
+    // One-shot commands see one fixed instant under --now; the daemon's clock
+    // starts there and runs on.
+    let clock = match &cli.command {
+        Command::Run(args) if !args.once => clock::running_from(cli.now),
+        Command::Demo(args) if !args.seed_only => clock::running_from(cli.now),
+        _ => clock::from_option(cli.now),
+    };
     match &cli.command {
-        Command::Run => commands::run(&settings, clock).await.map(|_| 0),
+        Command::Run(args) if args.once => commands::run_once(&settings, clock, args).await,
+        Command::Run(_) => commands::run(&settings, clock).await.map(|_| 0),
         Command::Demo(args) => commands::demo(&settings, clock, args).await.map(|_| 0),
         Command::Import(args) => commands::import(&settings, clock, args).await,
         Command::Optout(args) => commands::optout(&settings, clock, args).await.map(|_| 0),
@@ -36,6 +43,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             CampaignsCommand::Preview(a) => commands::campaigns::preview(&settings, clock, a).await,
             CampaignsCommand::Stats(a) => commands::campaigns::stats(&settings, clock, a).await,
         },
+        Command::Logs(args) => {
+            commands::logs::logs(&settings, clock, args, cli.config.as_deref()).await
+        }
     }
 }
 

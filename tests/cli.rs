@@ -543,3 +543,86 @@ fn campaigns_check_preview_and_run_once() {
     assert!(err.contains("winback.sms.yaml"), "{err}");
     assert!(err.contains("campaign winback has errors"), "{err}");
 }
+
+#[tokio::test]
+async fn start_up_refuses_an_unreachable_database_and_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(outreach(dir.path()).args(["run"]).env(
+        "OUTREACH_DATABASE__URL",
+        "postgres://postgres@127.0.0.1:9/none",
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot open the database"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+
+    let (code, _, err) =
+        run(outreach(dir.path()).args(["demo", "--seed-only", "--customers", "5"]));
+    assert_eq!(code, 0, "{err}");
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.path().join("data/outreach.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (29991231000000, 'from the future', 1, x'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let (code, _, err) = run(outreach(dir.path()).args(["run"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("newer than this binary (migration 29991231000000"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+}
+
+#[test]
+fn run_once_runs_each_due_tick_then_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    with_repo_campaigns(dir);
+    // 10:40 on the 8th: the segments tick of 03:00, housekeeping of 04:30,
+    // and the 10:00 / 10:30 campaign ticks (birthday, member day, win-back)
+    // are due.
+    let now = "2026-12-08T10:40:00+08:00";
+    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    let once = ["run", "--once", "--now", now, "--format", "json"];
+    let (code, out, err) = run(outreach(dir).args(once));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let ran: Vec<&str> = report["jobs"]["ticks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["outcome"] == "ok")
+        .map(|t| t["job"].as_str().unwrap())
+        .collect();
+    for job in [
+        "segments",
+        "campaign:birthday",
+        "campaign:member-day",
+        "campaign:winback",
+        "housekeeping",
+    ] {
+        assert!(ran.contains(&job), "{job} did not run: {out}");
+    }
+    assert_eq!(ran[0], "segments", "segments run first: {out}");
+    let sent = report["dispatch"]["sent"].as_u64().unwrap();
+    assert!(sent > 10, "{out}");
+    assert!(dir.join("data/outbox/sms").exists());
+    // Again at the same instant: every tick is recorded, nothing is due.
+    let (code, out, err) = run(outreach(dir).args(once));
+    assert_eq!(code, 0, "{err}");
+    let again: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(again["jobs"]["ticks"].as_array().unwrap().len(), 0, "{out}");
+    assert_eq!(again["dispatch"]["claimed"], 0, "{out}");
+    // The table for people.
+    let (code, out, _) = run(outreach(dir).args(["run", "--once", "--now", now]));
+    assert_eq!(code, 0);
+    assert!(out.contains("jobs: none due"), "{out}");
+    assert!(out.contains("dispatch: claimed 0"), "{out}");
+}

@@ -654,4 +654,41 @@ store_contract!(
     two_workers_never_send_a_message_twice,
     shutdown_finishes_sends_under_way_and_puts_the_rest_back,
     the_file_provider_writes_what_would_have_gone_out,
+    housekeeping_clears_old_attempt_details_only,
 );
+
+async fn housekeeping_clears_old_attempt_details_only(store: SharedStore) {
+    let ids = planned(&store, 2).await;
+    let clock = TestClock::at("2026-03-10T10:01:00+08:00");
+    let p = Scripted::with(
+        "sms-a",
+        vec![
+            err(TRANSIENT, "busy"),
+            err(TRANSIENT, "busy"),
+            err(TRANSIENT, "busy"),
+            err(TRANSIENT, "busy"),
+        ],
+        Duration::ZERO,
+    );
+    let d = dispatcher(&store, &clock, std::slice::from_ref(&p), 1, 5);
+    d.drain().await.unwrap();
+    // A second round 100 days later: the old attempts age, the new do not.
+    clock.set("2026-06-18T10:01:00+08:00");
+    d.drain().await.unwrap();
+    let retention = outreach::store::ticks::Retention {
+        attempt_detail_days: 90,
+        job_runs_days: 90,
+    };
+    let report = store.housekeeping(clock.now(), &retention).await.unwrap();
+    assert_eq!(report.attempt_details_cleared, 2, "{report:?}");
+    for id in ids {
+        let m = store.message_detail(id).await.unwrap().unwrap();
+        assert_eq!(m.history.len(), 2, "{m:?}");
+        let (old, new) = (&m.history[0], &m.history[1]);
+        assert_eq!(old.detail, None, "{m:?}");
+        assert_eq!(old.provider_code.as_deref(), Some("busy"), "the code stays");
+        assert!(new.detail.is_some(), "{m:?}");
+    }
+    let again = store.housekeeping(clock.now(), &retention).await.unwrap();
+    assert_eq!(again.attempt_details_cleared, 0);
+}

@@ -58,6 +58,8 @@ async fn serve(store: &SharedStore, token: Option<&str>) -> Server {
             twilio_auth_token: Some("12345".to_owned().into()),
             public_url: format!("http://{addr}"),
         }),
+        scheduler: None,
+        default_tz: chrono_tz::Asia::Shanghai,
     };
     tokio::spawn(http::serve(listener, state, stop.clone()));
     Server {

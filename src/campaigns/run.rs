@@ -148,7 +148,7 @@ fn member_test(r: &SegmentRef) -> MemberTest {
 
 /// The instant a local date-time happens in `tz` (the first valid minute
 /// after it, in a DST gap).
-fn local_instant(tz: Tz, naive: chrono::NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn local_instant(tz: Tz, naive: chrono::NaiveDateTime) -> DateTime<Utc> {
     let mut probe = naive;
     for _ in 0..180 {
         if let Some(dt) = tz.from_local_datetime(&probe).earliest() {

@@ -52,18 +52,19 @@ impl Schedule {
         &self.source
     }
 
-    /// The first tick strictly after `after`, in `tz`.
+    /// The first tick strictly after `after`, in `tz`. Ticks are whole
+    /// seconds, whatever fraction of a second `after` has.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&after.with_timezone(&tz), false)
+            .find_next_occurrence(&whole_second(after).with_timezone(&tz), false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// The last tick at or before `at`, in `tz`.
+    /// The last tick at or before `at`, in `tz` (a whole second).
     pub fn last_at_or_before(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_previous_occurrence(&at.with_timezone(&tz), true)
+            .find_previous_occurrence(&whole_second(at).with_timezone(&tz), true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -72,6 +73,11 @@ impl Schedule {
     pub fn describe(&self) -> String {
         self.cron.describe()
     }
+}
+
+/// `t` without its fraction of a second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 #[cfg(test)]
@@ -102,6 +108,25 @@ mod tests {
         assert_eq!(
             s6.next_after(sh, utc("2026-11-23T09:00:00+08:00")),
             Some(utc("2026-11-23T10:00:30+08:00"))
+        );
+    }
+
+    #[test]
+    fn ticks_are_whole_seconds() {
+        let s = Schedule::parse("0 10 * * *").unwrap();
+        let sh = chrono_tz::Asia::Shanghai;
+        let now = utc("2026-11-23T10:00:00.390+08:00");
+        assert_eq!(
+            s.last_at_or_before(sh, now),
+            Some(utc("2026-11-23T10:00:00+08:00"))
+        );
+        assert_eq!(
+            s.next_after(sh, utc("2026-11-23T09:59:59.5+08:00")),
+            Some(utc("2026-11-23T10:00:00+08:00"))
+        );
+        assert_eq!(
+            s.next_after(sh, now),
+            Some(utc("2026-11-24T10:00:00+08:00"))
         );
     }
 

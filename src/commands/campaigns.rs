@@ -19,13 +19,7 @@ use crate::unsubscribe::LinkSigner;
 
 /// What the configuration says every run follows.
 pub fn run_settings(settings: &Settings) -> Result<RunSettings> {
-    let c = &settings.campaigns;
-    Ok(RunSettings {
-        default_tz: settings.default_tz(),
-        default_window: settings.send_window()?,
-        cap: (c.cap_messages > 0).then_some((c.cap_messages, c.cap_days)),
-        batch_size: c.batch_size,
-    })
+    Ok(settings.run_settings()?)
 }
 
 /// A trigger in words.

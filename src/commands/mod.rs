@@ -1,6 +1,7 @@
 //! What each subcommand does. `anyhow` lives here, at the edge.
 
 pub mod campaigns;
+pub mod logs;
 pub mod segments;
 
 use std::io::IsTerminal;
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{DemoArgs, ExportFormat, ImportArgs, OptoutArgs, OutputFormat};
+use crate::cli::{DemoArgs, ExportFormat, ImportArgs, OptoutArgs, OutputFormat, RunArgs};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::demo::{self, Generator};
@@ -44,6 +45,70 @@ pub async fn run(settings: &Settings, clock: SharedClock) -> Result<()> {
     Ok(())
 }
 
+/// `outreach run --once`; returns the exit code (1 when a job failed).
+pub async fn run_once(settings: &Settings, clock: SharedClock, args: &RunArgs) -> Result<u8> {
+    let store = open_store(settings, &clock).await?;
+    let report = crate::daemon::once(settings, store, clock).await?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        OutputFormat::Table => print_once(&report),
+    }
+    Ok(report.exit_code())
+}
+
+fn print_once(r: &crate::daemon::OnceReport) {
+    println!("outreach run --once at {}", r.now.to_rfc3339());
+    println!(
+        "  campaigns in force: {}{}",
+        r.campaigns_in_force,
+        if r.campaign_file_errors > 0 {
+            format!(
+                " ({} campaign-file error(s): see `outreach campaigns check`)",
+                r.campaign_file_errors
+            )
+        } else {
+            String::new()
+        }
+    );
+    if r.jobs.ticks.is_empty() {
+        println!("  jobs: none due");
+    } else {
+        println!("  jobs:");
+        let width = r.jobs.ticks.iter().map(|t| t.job.len()).max().unwrap_or(0);
+        for t in &r.jobs.ticks {
+            println!(
+                "    {:<width$}  {}  {:<7}  {:>6.2} s  {}{}",
+                t.job,
+                t.scheduled_for.to_rfc3339(),
+                t.outcome.as_str(),
+                t.seconds,
+                t.summary,
+                if t.folded > 0 {
+                    format!(" (covers {} missed earlier tick(s))", t.folded)
+                } else {
+                    String::new()
+                },
+            );
+        }
+    }
+    if r.jobs.taken_elsewhere > 0 {
+        println!("  ticks run by another process: {}", r.jobs.taken_elsewhere);
+    }
+    let d = &r.dispatch;
+    println!(
+        "  dispatch: claimed {}, sent {}, failed {}, dead {}, retrying {}, rate-limited {}, awaiting receipt {}, failed over {}, outside send window {}",
+        d.claimed,
+        d.sent,
+        d.failed,
+        d.dead,
+        d.retrying,
+        d.rate_limited,
+        d.outcome_unknown,
+        d.failed_over,
+        d.outside_window
+    );
+}
+
 /// `outreach import KIND FILE`; returns the exit code (0 or 1).
 pub async fn import(settings: &Settings, clock: SharedClock, args: &ImportArgs) -> Result<u8> {
     // Fail on an unreadable file before touching the database.
@@ -59,13 +124,45 @@ pub async fn import(settings: &Settings, clock: SharedClock, args: &ImportArgs) 
         progress: !args.no_progress,
         print_rejects: true,
     };
-    let report =
-        import::import_file(store, args.kind, &args.file, ctx, &options, clock.now()).await?;
+    let report = import::import_file(
+        store.clone(),
+        args.kind,
+        &args.file,
+        ctx,
+        &options,
+        clock.now(),
+    )
+    .await?;
+    request_segments(settings, &store, &clock, report.stored_rows()).await?;
     match args.format {
         OutputFormat::Table => println!("{}", report.summary()),
         OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
     }
     Ok(report.exit_code())
+}
+
+/// A large import asks the daemon for a segments run (it runs within a
+/// watchdog period, as an incremental recompute).
+async fn request_segments(
+    settings: &Settings,
+    store: &SharedStore,
+    clock: &SharedClock,
+    rows: u64,
+) -> Result<()> {
+    let threshold = settings.scheduler.segments_after_import_rows;
+    if threshold > 0 && rows >= threshold {
+        store
+            .set_meta(
+                crate::scheduler::SEGMENTS_REQUESTED,
+                &clock.now().to_rfc3339(),
+            )
+            .await?;
+        tracing::info!(
+            rows,
+            "a segments run is requested; a running daemon starts it within a minute"
+        );
+    }
+    Ok(())
 }
 
 /// `outreach demo`

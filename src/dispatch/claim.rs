@@ -33,6 +33,9 @@ pub struct ClaimedMessage {
     pub payload: Option<String>,
     /// Provider calls made so far.
     pub attempts: u32,
+    /// Provider calls made before the message was last retried by hand: the
+    /// attempt budget (`dispatch.max_attempts`) counts from here.
+    pub attempts_before_retry: u32,
     /// Why it waited, when it did (`retry`, `outcome_unknown`, …).
     pub reason: Option<String>,
     pub coupon_code: Option<String>,
@@ -119,6 +122,7 @@ pub struct MessageDetail {
     pub id: i64,
     pub campaign_id: String,
     pub customer_id: String,
+    pub occurrence: String,
     pub channel: Option<String>,
     pub provider: Option<String>,
     pub address: Option<String>,
@@ -129,8 +133,37 @@ pub struct MessageDetail {
     pub provider_message_id: Option<String>,
     pub coupon_code: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    /// Provider calls, oldest first.
     pub history: Vec<AttemptLog>,
+    /// Retries asked for by hand, oldest first.
+    pub retries: Vec<RetryLog>,
+}
+
+impl MessageDetail {
+    /// The same message with its address masked.
+    pub fn masked(mut self) -> MessageDetail {
+        let channel = self.channel.as_deref().and_then(|c| c.parse().ok());
+        self.address = self
+            .address
+            .as_deref()
+            .map(|a| crate::store::send_log::mask_address(channel, a));
+        self
+    }
+}
+
+/// One retry of a failed or dead message, as audited.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RetryLog {
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub previous_status: String,
+    pub previous_reason: Option<String>,
+    pub previous_detail: Option<String>,
+    /// Provider calls made before the retry.
+    pub previous_attempts: u32,
 }
 
 /// One provider call as recorded.

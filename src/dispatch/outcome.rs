@@ -121,6 +121,8 @@ impl Context<'_> {
     /// The settlement after the provider answered `result`.
     pub fn settle(&self, result: &SendResult) -> Settlement {
         let number = self.message.attempts + 1;
+        // Calls counted against max_attempts: those since the last retry by hand.
+        let used = number.saturating_sub(self.message.attempts_before_retry);
         let provider = self.chain.current.to_owned();
         let row = |outcome: &'static str, e: Option<&SendError>| AttemptRow {
             number,
@@ -159,7 +161,7 @@ impl Context<'_> {
                 }
             }
             FailureClass::Transient { outcome_unknown } => {
-                if number >= self.policy.max_attempts {
+                if used >= self.policy.max_attempts {
                     s.status = MessageStatus::Dead;
                     s.reason = Some(e.code.clone());
                     s.detail = Some(format!("gave up after {number} attempts; the last: {said}"));
@@ -175,12 +177,12 @@ impl Context<'_> {
                     ));
                     s.attempt = Some(row("unknown", Some(e)));
                 } else {
-                    let at = self.now + self.backoff(number);
+                    let at = self.now + self.backoff(used);
                     s.status = MessageStatus::Deferred;
                     s.reason = Some(reason::RETRY.into());
                     s.next_attempt_at = Some(at);
                     s.detail = Some(format!(
-                        "{said}; attempt {number} of {}, next at {}",
+                        "{said}; attempt {used} of {}, next at {}",
                         self.policy.max_attempts,
                         self.local(at)
                     ));
@@ -208,7 +210,7 @@ impl Context<'_> {
                     s.detail = Some(format!("{said}; handed to {next}"));
                     s.attempt = Some(row("provider_down", Some(e)));
                 }
-                None if number >= self.policy.max_attempts => {
+                None if used >= self.policy.max_attempts => {
                     s.status = MessageStatus::Dead;
                     s.reason = Some(e.code.clone());
                     s.detail = Some(format!(
@@ -217,7 +219,7 @@ impl Context<'_> {
                     s.attempt = Some(row("dead", Some(e)));
                 }
                 None => {
-                    let at = self.now + self.backoff(number);
+                    let at = self.now + self.backoff(used);
                     s.status = MessageStatus::Deferred;
                     s.reason = Some(reason::RETRY.into());
                     s.provider = Some(self.chain.first.to_owned());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -19,6 +19,7 @@ use crate::dispatch::providers::tencent::TencentSms;
 use crate::dispatch::providers::twilio::TwilioSms;
 use crate::dispatch::providers::wechat::WechatClient;
 use crate::dispatch::settings::Limits;
+use crate::metrics::ProviderMeters;
 use crate::store::Channel;
 
 /// Why the providers could not be set up.
@@ -50,6 +51,8 @@ pub struct Slot {
     pub provider: Arc<dyn Provider>,
     permits: Semaphore,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Registered on first use after the recorder is installed.
+    meters: OnceLock<ProviderMeters>,
 }
 
 impl Slot {
@@ -60,7 +63,18 @@ impl Slot {
             permits: Semaphore::new(limits.concurrency.max(1)),
             limiter: NonZeroU32::new(limits.rate_per_second)
                 .map(|r| RateLimiter::direct(Quota::per_second(r))),
+            meters: OnceLock::new(),
         }
+    }
+
+    /// The provider's metrics (registered on first use once the recorder
+    /// is installed; until then they count nothing).
+    pub fn meters(&self) -> &ProviderMeters {
+        if crate::metrics::handle().is_none() {
+            return ProviderMeters::noop();
+        }
+        self.meters
+            .get_or_init(|| ProviderMeters::new(self.provider.channel(), self.name()))
     }
 
     pub fn name(&self) -> &str {

@@ -25,6 +25,7 @@ use crate::dispatch::provider::Outgoing;
 use crate::dispatch::routes::{Routes, Slot};
 use crate::dispatch::settings::DispatchSettings;
 use crate::domain::{Email, Phone, WeChatOpenId};
+use crate::metrics::StatusTally;
 use crate::store::{Channel, SharedStore, StoreError};
 use crate::templates::Rendered;
 use crate::unsubscribe::LinkSigner;
@@ -274,6 +275,7 @@ impl Dispatcher {
         }
         let counts = self.store.settle_messages(pending).await?;
         report.lease_lost += counts.lease_lost;
+        crate::metrics::settlements_lost(counts.lease_lost);
         if counts.lease_lost > 0 {
             tracing::warn!(
                 lost = counts.lease_lost,
@@ -297,6 +299,9 @@ impl Dispatcher {
     ) -> Vec<Job> {
         let now = self.clock.now();
         let mut groups: BTreeMap<(Channel, usize), Vec<Item>> = BTreeMap::new();
+        // Messages settled before any provider call, for the metrics: by
+        // the slot in charge, or by channel when it has no provider.
+        let mut early: BTreeMap<(Channel, Option<usize>), StatusTally> = BTreeMap::new();
         for m in claimed {
             let tz = m
                 .timezone
@@ -311,6 +316,7 @@ impl Dispatcher {
                 .and_then(|p| chain.iter().position(|s| s.name() == p))
                 .unwrap_or(0);
             let ctx = |m| self.context(m, token, now, tz, window, chain, index);
+            let slot_key = (m.channel, (index < chain.len()).then_some(index));
             if let Some(open) = window.next_open(tz, now) {
                 let detail = format!(
                     "claimed outside the send window {} ({}); waits until {}",
@@ -318,7 +324,9 @@ impl Dispatcher {
                     tz.name(),
                     open.with_timezone(&tz).format("%Y-%m-%d %H:%M")
                 );
-                pending.push(ctx(&m).wait(reason::SEND_WINDOW, open, detail));
+                let s = ctx(&m).wait(reason::SEND_WINDOW, open, detail);
+                early.entry(slot_key).or_default().add(s.status);
+                pending.push(s);
                 continue;
             }
             let rendered = match m.payload.as_deref().map(serde_json::from_str::<Rendered>) {
@@ -333,14 +341,18 @@ impl Dispatcher {
                             m.channel
                         ),
                     };
-                    pending.push(ctx(&m).fail(reason::BAD_PAYLOAD, why));
+                    let s = ctx(&m).fail(reason::BAD_PAYLOAD, why);
+                    early.entry(slot_key).or_default().add(s.status);
+                    pending.push(s);
                     continue;
                 }
             };
             if chain.is_empty() {
                 let at = now + chrono::Duration::minutes(5);
                 let detail = format!("no provider is set up for {}", m.channel);
-                pending.push(ctx(&m).wait(reason::NO_PROVIDER, at, detail));
+                let s = ctx(&m).wait(reason::NO_PROVIDER, at, detail);
+                early.entry(slot_key).or_default().add(s.status);
+                pending.push(s);
                 continue;
             }
             let unsubscribe_url = match m.channel {
@@ -363,6 +375,12 @@ impl Dispatcher {
                 tz,
                 window,
             });
+        }
+        for ((channel, index), tally) in early {
+            match index {
+                Some(i) => tally.record(self.routes.chain(channel)[i].meters()),
+                None => tally.record_without_provider(channel),
+            }
         }
         let mut jobs = Vec::new();
         for ((channel, index), items) in groups {
@@ -440,8 +458,12 @@ impl Job {
             p = self.slot.ready(self.items.len()) => p,
         };
         let Some(permit) = permit else {
+            self.slot
+                .meters()
+                .settled(MessageStatus::Queued, self.items.len() as u64);
             return self.items.iter().map(|i| self.ctx(i).release()).collect();
         };
+        let started = std::time::Instant::now();
         let results = if let [one] = self.items.as_slice() {
             let span = delivery_span(&one.message, self.slot.name());
             vec![
@@ -461,7 +483,11 @@ impl Job {
             self.slot.provider.send_batch(&outs).instrument(span).await
         };
         drop(permit);
-        self.items
+        let meters = self.slot.meters();
+        meters.call_took(started.elapsed().as_secs_f64());
+        let mut tally = StatusTally::default();
+        let settled = self
+            .items
             .iter()
             .zip(results)
             .map(|(item, result)| {
@@ -470,9 +496,12 @@ impl Job {
                 ctx.jitter = rand::random::<f64>();
                 let s = ctx.settle(&result);
                 log_outcome(&item.message, self.slot.name(), &s);
+                tally.add(s.status);
                 s
             })
-            .collect()
+            .collect();
+        tally.record(meters);
+        settled
     }
 
     fn ctx<'a>(&'a self, item: &'a Item) -> Context<'a> {

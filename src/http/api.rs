@@ -1,37 +1,37 @@
 //! The JSON API: bearer-token protected when a token is configured.
+//! Opt-outs here; the send log and retries in [`messages`], the campaigns in
+//! force in [`campaigns`], customers and orders in [`ingest`].
+
+pub mod campaigns;
+pub mod ingest;
+pub mod messages;
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::AppState;
-use crate::dispatch::sign::constant_time_eq;
+use super::auth::{Access, Gate};
 use crate::domain::{Email, Phone, WeChatOpenId};
 use crate::store::{Channel, OptOut};
 
-/// Rejects API requests without `Authorization: Bearer <http.token>` when a
-/// token is configured.
+/// Rejects API (and `/metrics`) requests that [`Gate::check`] does not let
+/// in: `Authorization: Bearer <http.token>` or a session cookie from
+/// `/login` when a token is configured (even on loopback); without a token,
+/// only a loopback listener is open. Answers 401 with a JSON error.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose_secret().as_bytes()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"error": "a bearer token is required: Authorization: Bearer <http.token>"})),
-            )
-                .into_response();
-        }
+    let allowed = req
+        .extensions()
+        .get::<Arc<Gate>>()
+        .is_some_and(|gate| gate.check(req.headers(), state.clock.now()) != Access::Denied);
+    if !allowed {
+        return super::auth::unauthorized_json();
     }
     next.run(req).await
 }
@@ -47,11 +47,18 @@ pub struct OptOutRequest {
 }
 
 fn bad(message: String) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({"error": message})),
-    )
-        .into_response()
+    error(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// A database that did not answer: 503, the request can be repeated.
+fn unavailable(e: &crate::store::StoreError) -> Response {
+    tracing::warn!(error = %e, "an API request found the database unavailable");
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// `POST /api/optouts`: `{"channel":"sms","address":"13800138000"}`.

@@ -182,6 +182,14 @@ async fn receipts(state: &AppState, receipts: &[Receipt]) -> Result<(), Response
         .apply_receipts(receipts, state.clock.now())
         .await
         .map_err(unavailable)?;
+    if let Some(first) = receipts.first() {
+        crate::metrics::receipts_applied(
+            &first.provider,
+            counts.delivered,
+            counts.failed,
+            counts.unmatched,
+        );
+    }
     tracing::info!(
         delivered = counts.delivered,
         failed = counts.failed,

@@ -154,6 +154,11 @@ impl std::ops::AddAssign for CouponTally {
 }
 
 impl ImportReport {
+    /// Rows that changed the database (inserted or updated).
+    pub fn stored_rows(&self) -> u64 {
+        self.inserted + self.updated
+    }
+
     /// Rows written or confirmed.
     pub fn imported(&self) -> u64 {
         self.inserted + self.updated + self.unchanged
@@ -602,6 +607,134 @@ fn lane_of(id: &str, lanes: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % lanes as u64) as usize
+}
+
+/// One rejected item of a request to the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    /// 0-based position in the request.
+    pub index: usize,
+    /// The field the problem is in, when known.
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+impl ItemError {
+    fn at(index: usize, e: RowError) -> ItemError {
+        ItemError {
+            index,
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
+/// What importing the items of one request did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ItemsReport {
+    /// Items in the request.
+    pub received: usize,
+    /// Items written or confirmed (new, updated or unchanged).
+    pub accepted: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Items whose id came again later in the request: the later one won.
+    pub superseded: u64,
+    /// Items rejected, with why.
+    pub errors: Vec<ItemError>,
+    /// What the orders' coupon codes did.
+    pub coupons: CouponTally,
+    /// Orders imported whose coupon code was refused.
+    pub coupon_refusals: Vec<ItemError>,
+    /// Fields that are not ours and were ignored.
+    pub ignored_fields: Vec<String>,
+}
+
+/// Import JSON objects (the HTTP API's `POST /api/customers` and
+/// `/api/orders`): each is checked exactly as a JSON Lines row of a file,
+/// the good ones are upserted in one transaction, the bad ones reported by
+/// position. Within one request a later item with the same id wins.
+pub async fn import_items(
+    store: &SharedStore,
+    kind: ImportKind,
+    items: Vec<serde_json::Value>,
+    ctx: &ParseContext,
+    now: DateTime<Utc>,
+) -> Result<ItemsReport, StoreError> {
+    match kind {
+        ImportKind::Customers => {
+            items_of::<Customer>(store, &rows::CUSTOMERS, items, ctx, now).await
+        }
+        ImportKind::Orders => items_of::<Order>(store, &rows::ORDERS, items, ctx, now).await,
+    }
+}
+
+async fn items_of<T: Importable>(
+    store: &SharedStore,
+    schema: &'static Schema,
+    items: Vec<serde_json::Value>,
+    ctx: &ParseContext,
+    now: DateTime<Utc>,
+) -> Result<ItemsReport, StoreError> {
+    let mut report = ItemsReport {
+        received: items.len(),
+        ..ItemsReport::default()
+    };
+    let no_columns = vec![None; schema.columns.len()];
+    let mut batch: Vec<T> = Vec::with_capacity(items.len());
+    let mut indexes: Vec<usize> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let line = index as u64 + 1;
+        let parsed = source::json_object_row(schema, line, item, &mut report.ignored_fields)
+            .and_then(|row| T::parse(&row, &no_columns, ctx));
+        match parsed {
+            Err(e) => report.errors.push(ItemError::at(index, e)),
+            Ok(item) => match seen.get(item.id()) {
+                Some(&at) => {
+                    batch[at] = item;
+                    indexes[at] = index;
+                    report.superseded += 1;
+                }
+                None => {
+                    seen.insert(item.id().to_owned(), batch.len());
+                    batch.push(item);
+                    indexes.push(index);
+                }
+            },
+        }
+    }
+    if !batch.is_empty() {
+        let written = T::upsert(store, &batch, now).await?;
+        for at in written.refused {
+            if let (Some(item), Some(&index)) = (batch.get(at), indexes.get(at)) {
+                report.errors.push(ItemError::at(index, item.refusal()));
+            }
+        }
+        report.inserted = written.counts.inserted;
+        report.updated = written.counts.updated;
+        report.unchanged = written.counts.unchanged;
+        let c = written.coupons;
+        report.coupons = CouponTally {
+            redeemed: c.redeemed,
+            already_held: c.held,
+            not_ours: c.foreign,
+            refused: c.refused.len() as u64,
+        };
+        for note in c.refused {
+            if let Some(&index) = indexes.get(note.index) {
+                report.coupon_refusals.push(ItemError {
+                    index,
+                    field: Some("coupon_code"),
+                    reason: note.message,
+                });
+            }
+        }
+    }
+    report.accepted = report.inserted + report.updated + report.unchanged;
+    report.errors.sort_by_key(|e| e.index);
+    Ok(report)
 }
 
 /// Write generated records (the demo shop) through the same batched upserts.

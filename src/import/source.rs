@@ -286,67 +286,83 @@ impl RowSource {
     }
 
     fn json_row(&mut self, line: u64, text: &str) -> Result<RawRow, RowError> {
-        let err = |column: Option<usize>, field: Option<&'static str>, reason: String| RowError {
+        let value: Value = serde_json::from_str(text).map_err(|e| RowError {
             line,
-            column,
-            field,
-            reason,
+            column: Some(e.column()),
+            field: None,
+            reason: format!("invalid JSON: {e}"),
+        })?;
+        json_object_row(self.schema, line, value, &mut self.ignored_columns)
+    }
+}
+
+/// One JSON object as a row of `schema` (a JSON Lines line, or an item of
+/// a request to the HTTP API). Keys that are not ours are added to `ignored`
+/// (the first 32); a key that looks like a typo of ours is an error.
+pub fn json_object_row(
+    schema: &Schema,
+    line: u64,
+    value: Value,
+    ignored: &mut Vec<String>,
+) -> Result<RawRow, RowError> {
+    let err = |column: Option<usize>, field: Option<&'static str>, reason: String| RowError {
+        line,
+        column,
+        field,
+        reason,
+    };
+    let Value::Object(map) = value else {
+        return Err(err(None, None, "expected a JSON object".into()));
+    };
+    let mut values = vec![None; schema.columns.len()];
+    for (key, v) in map {
+        let name = key.to_ascii_lowercase();
+        let Some(idx) = schema.index(&name) else {
+            if let Some(s) = schema.suggestion(&name) {
+                return Err(err(
+                    None,
+                    None,
+                    format!("unknown field {key:?}: did you mean {s:?}?"),
+                ));
+            }
+            if !ignored.contains(&key) && ignored.len() < 32 {
+                ignored.push(key);
+            }
+            continue;
         };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err(Some(e.column()), None, format!("invalid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(err(None, None, "expected one JSON object per line".into()));
-        };
-        let mut values = vec![None; self.schema.columns.len()];
-        for (key, v) in map {
-            let name = key.to_ascii_lowercase();
-            let Some(idx) = self.schema.index(&name) else {
-                if let Some(s) = self.schema.suggestion(&name) {
-                    return Err(err(
-                        None,
-                        None,
-                        format!("unknown field {key:?}: did you mean {s:?}?"),
-                    ));
-                }
-                if !self.ignored_columns.contains(&key) && self.ignored_columns.len() < 32 {
-                    self.ignored_columns.push(key);
-                }
-                continue;
-            };
-            let field = self.schema.columns[idx];
-            values[idx] = match v {
-                Value::Null => None,
-                Value::String(s) => {
-                    let t = s.trim();
-                    (!t.is_empty()).then(|| t.to_owned())
-                }
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                Value::Array(items) => {
-                    let mut parts = Vec::with_capacity(items.len());
-                    for item in items {
-                        match item {
-                            Value::String(s) => parts.push(s),
-                            other => {
-                                return Err(err(
-                                    None,
-                                    Some(field),
-                                    format!("expected a list of strings, found an element {other}"),
-                                ));
-                            }
+        let field = schema.columns[idx];
+        values[idx] = match v {
+            Value::Null => None,
+            Value::String(s) => {
+                let t = s.trim();
+                (!t.is_empty()).then(|| t.to_owned())
+            }
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Array(items) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(s) => parts.push(s),
+                        other => {
+                            return Err(err(
+                                None,
+                                Some(field),
+                                format!("expected a list of strings, found an element {other}"),
+                            ));
                         }
                     }
-                    (!parts.is_empty()).then(|| parts.join(";"))
                 }
-                Value::Object(_) => {
-                    return Err(err(
-                        None,
-                        Some(field),
-                        "expected a string, number or boolean, found an object".into(),
-                    ));
-                }
-            };
-        }
-        Ok(RawRow { line, values })
+                (!parts.is_empty()).then(|| parts.join(";"))
+            }
+            Value::Object(_) => {
+                return Err(err(
+                    None,
+                    Some(field),
+                    "expected a string, number or boolean, found an object".into(),
+                ));
+            }
+        };
     }
+    Ok(RawRow { line, values })
 }

@@ -6,7 +6,10 @@ mod campaign_pages;
 mod campaigns_sql;
 mod postgres;
 mod segments_sql;
+pub mod send_log;
+mod send_log_sql;
 mod sqlite;
+pub mod ticks;
 
 use std::sync::Arc;
 
@@ -27,6 +30,10 @@ use crate::domain::{Customer, CustomerId, Order, StoreInfo};
 use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize};
 
 pub use postgres::PgStore;
+pub use send_log::{
+    CouponBlock, CursorError, LogCursor, QueueDepth, RetryOutcome, SendLogPage, SendLogQuery,
+    SendLogRow,
+};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store. Variants say what the caller can do.
@@ -38,15 +45,30 @@ pub enum StoreError {
     /// The database could not be reached or opened.
     #[error("cannot open the database: {0}")]
     Connect(#[source] sqlx::Error),
-    /// The schema could not be brought up to date (for example, it is newer than this binary).
+    /// The schema could not be brought up to date.
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer outreach than this binary.
+    #[error(
+        "the database schema is newer than this binary (migration {0} was applied by a newer outreach): run that version or a later one"
+    )]
+    SchemaNewer(i64),
     /// A value read back from the database is not what we wrote.
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// A migration error, with a schema newer than the binary told apart.
+    pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> StoreError {
+        match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::SchemaNewer(v),
+            other => StoreError::Migrate(other),
+        }
+    }
 }
 
 /// Which backend a store runs on.
@@ -298,6 +320,75 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         campaign_id: Option<&str>,
     ) -> Result<Vec<CampaignStats>, StoreError>;
+
+    /// A page of the send log, newest first (by `created_at`, then id),
+    /// filtered by `q`; `next` reads the following page.
+    async fn send_log(&self, q: &SendLogQuery) -> Result<SendLogPage, StoreError>;
+
+    /// Put a `failed` or `dead` message back in the queue, due at `now`, with
+    /// a fresh budget of attempts, and audit it (who, when, what it was) in
+    /// the same transaction. Any other status, an unknown id, or a coupon that
+    /// can no longer be used is an outcome, not an error.
+    async fn retry_message(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError>;
+
+    /// How many messages are queued, deferred, due at `now`, and sending.
+    async fn queue_depth(&self, now: DateTime<Utc>) -> Result<QueueDepth, StoreError>;
+
+    /// Claim a job tick: insert its row, or take it over when the process
+    /// that held it let its lease run out. Returns the attempt number when
+    /// this caller is to run the tick, `None` when another has it or it is done.
+    async fn claim_tick(&self, claim: &ticks::TickClaim<'_>) -> Result<Option<i64>, StoreError>;
+
+    /// Extend the lease of a tick this worker runs; `false` when it no
+    /// longer holds it.
+    async fn renew_tick(
+        &self,
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Record the end of a tick this worker runs; `false` when it no longer
+    /// holds it (another process took it over).
+    async fn finish_tick(&self, finish: &ticks::TickFinish<'_>) -> Result<bool, StoreError>;
+
+    /// Record a tick that will not run (missed beyond its catch-up); `false`
+    /// when the tick already has a row.
+    async fn skip_tick(
+        &self,
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        worker: &str,
+        now: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The latest tick recorded for `job` (run, running or skipped).
+    async fn last_tick(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Job runs, newest first (of one job, or of all).
+    async fn job_runs(
+        &self,
+        job: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ticks::JobRun>, StoreError>;
+
+    /// The latest tick of every job, by job.
+    async fn latest_job_runs(&self) -> Result<Vec<ticks::JobRun>, StoreError>;
+
+    /// Housekeeping: clear old attempt details and job runs, close abandoned
+    /// ticks, in short transactions.
+    async fn housekeeping(
+        &self,
+        now: DateTime<Utc>,
+        retention: &ticks::Retention,
+    ) -> Result<ticks::HousekeepingReport, StoreError>;
 }
 
 /// A shared, dynamically dispatched store.

@@ -21,6 +21,7 @@ fn message(attempts: u32) -> ClaimedMessage {
         address: "+8613800138000".into(),
         payload: None,
         attempts,
+        attempts_before_retry: 0,
         reason: None,
         coupon_code: None,
         store_code: None,
@@ -123,6 +124,31 @@ fn transient_retries_with_doubling_jittered_backoff_then_dies() {
     assert_eq!(s.reason.as_deref(), Some("isp.SYSTEM_ERROR"));
     assert!(s.detail.unwrap().contains("after 4 attempts"));
     assert_eq!(s.attempt.unwrap().outcome, "dead");
+}
+
+#[test]
+fn a_retried_message_has_a_fresh_budget_and_its_attempt_numbers_carry_on() {
+    let transient = FailureClass::Transient {
+        outcome_unknown: false,
+    };
+    // Died after 4 of 4, then retried by hand: calls 5 to 7 are retries
+    // with a backoff that starts over, call 8 is the last of the new budget.
+    let retried = |attempts| ClaimedMessage {
+        attempts_before_retry: 4,
+        ..message(attempts)
+    };
+    let m = retried(4);
+    let s = ctx(&m, None, 0.0).settle(&err(transient, "timeout"));
+    assert_eq!(s.status, MessageStatus::Deferred);
+    assert_eq!(s.attempts, 5);
+    assert_eq!(s.attempt.as_ref().unwrap().number, 5);
+    let c = ctx(&m, None, 0.0);
+    assert_eq!((s.next_attempt_at.unwrap() - c.now).num_seconds(), 15);
+    assert!(s.detail.unwrap().contains("attempt 1 of 4"));
+    let m = retried(7);
+    let s = ctx(&m, None, 0.5).settle(&err(transient, "timeout"));
+    assert_eq!(s.status, MessageStatus::Dead);
+    assert_eq!(s.attempt.unwrap().number, 8);
 }
 
 #[test]

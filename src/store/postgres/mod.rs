@@ -6,7 +6,10 @@ mod campaigns;
 mod coupons;
 mod outbox;
 mod segments;
+mod send_log;
+mod ticks;
 
+use crate::store::ticks::{HousekeepingReport, JobRun, Retention, TickClaim, TickFinish};
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -15,8 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
-    Backend, Channel, Counts, OptOut, OrderBatchOutcome, Store, StoreError, UpsertCounts,
-    counts_from, minute_of_day, stored_tz,
+    Backend, Channel, Counts, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome, SendLogPage,
+    SendLogQuery, Store, StoreError, UpsertCounts, counts_from, minute_of_day, stored_tz,
 };
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
@@ -62,7 +65,7 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(StoreError::Migrate)?;
+            .map_err(StoreError::migrate)?;
         Ok(Self { pool })
     }
 
@@ -627,5 +630,73 @@ impl Store for PgStore {
         campaign_id: Option<&str>,
     ) -> Result<Vec<CampaignStats>, StoreError> {
         self.read_stats(campaign_id).await
+    }
+
+    async fn send_log(&self, q: &SendLogQuery) -> Result<SendLogPage, StoreError> {
+        self.read_send_log(q).await
+    }
+
+    async fn retry_message(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError> {
+        self.retry(id, actor, now).await
+    }
+
+    async fn queue_depth(&self, now: DateTime<Utc>) -> Result<QueueDepth, StoreError> {
+        self.read_queue_depth(now).await
+    }
+
+    async fn claim_tick(&self, claim: &TickClaim<'_>) -> Result<Option<i64>, StoreError> {
+        self.tick_claim(claim).await
+    }
+
+    async fn renew_tick(
+        &self,
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.tick_renew(job, scheduled_for, worker, lease_until)
+            .await
+    }
+
+    async fn finish_tick(&self, finish: &TickFinish<'_>) -> Result<bool, StoreError> {
+        self.tick_finish(finish).await
+    }
+
+    async fn skip_tick(
+        &self,
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        worker: &str,
+        now: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        self.tick_skip(job, scheduled_for, worker, now, detail)
+            .await
+    }
+
+    async fn last_tick(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.tick_last(job).await
+    }
+
+    async fn job_runs(&self, job: Option<&str>, limit: u32) -> Result<Vec<JobRun>, StoreError> {
+        self.runs(job, limit).await
+    }
+
+    async fn latest_job_runs(&self) -> Result<Vec<JobRun>, StoreError> {
+        self.latest_runs().await
+    }
+
+    async fn housekeeping(
+        &self,
+        now: DateTime<Utc>,
+        retention: &Retention,
+    ) -> Result<HousekeepingReport, StoreError> {
+        self.housekeep(now, retention).await
     }
 }

@@ -10,7 +10,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::PgStore;
 use crate::dispatch::claim::{
     AttemptLog, Claim, ClaimedMessage, MessageDetail, OPTED_OUT_DETAIL, OptOutOutcome,
-    ReceiptCounts, SettleCounts, Settlement, receipt_detail,
+    ReceiptCounts, RetryLog, SettleCounts, Settlement, receipt_detail,
 };
 use crate::dispatch::provider::{Receipt, ReceiptKey};
 use crate::store::{Channel, OptOut, StoreError};
@@ -50,7 +50,8 @@ impl PgStore {
                 UPDATE messages SET status = 'sending', lease_until = $1, claim_token = $2, updated_at = $3
                 WHERE id = ANY($4) AND status IN ('queued', 'deferred', 'sending')
                 RETURNING id, dedupe_key, campaign_id, customer_id, channel, provider, address,
-                          payload::text AS payload, attempts, reason, coupon_code)
+                          payload::text AS payload, attempts, attempts_before_retry, reason,
+                          coupon_code)
              SELECT m.*, cu.store_code, s.name AS store_name, s.sms_signature, s.timezone
              FROM claimed m
              JOIN customers cu ON cu.id = m.customer_id
@@ -227,8 +228,9 @@ impl PgStore {
 
     pub(super) async fn detail(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
         let Some(r) = sqlx::query(
-            "SELECT id, campaign_id, customer_id, channel, provider, address, status, reason, detail,
-                    attempts, provider_message_id, coupon_code, next_attempt_at, sent_at
+            "SELECT id, campaign_id, customer_id, occurrence, channel, provider, address, status,
+                    reason, detail, attempts, provider_message_id, coupon_code, next_attempt_at,
+                    created_at, sent_at, updated_at
              FROM messages WHERE id = $1",
         )
         .bind(id)
@@ -256,10 +258,31 @@ impl PgStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+        let retries = sqlx::query(
+            "SELECT actor, at, previous_status, previous_reason, previous_detail, previous_attempts
+             FROM message_retries WHERE message_id = $1 ORDER BY at, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(RetryLog {
+                actor: a.try_get("actor")?,
+                at: a.try_get("at")?,
+                previous_status: a.try_get("previous_status")?,
+                previous_reason: a.try_get("previous_reason")?,
+                previous_detail: a.try_get("previous_detail")?,
+                previous_attempts: u32::try_from(a.try_get::<i32, _>("previous_attempts")?)
+                    .unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some(MessageDetail {
             id: r.try_get("id")?,
             campaign_id: r.try_get("campaign_id")?,
             customer_id: r.try_get("customer_id")?,
+            occurrence: r.try_get("occurrence")?,
             channel: r.try_get("channel")?,
             provider: r.try_get("provider")?,
             address: r.try_get("address")?,
@@ -270,8 +293,11 @@ impl PgStore {
             provider_message_id: r.try_get("provider_message_id")?,
             coupon_code: r.try_get("coupon_code")?,
             next_attempt_at: r.try_get("next_attempt_at")?,
+            created_at: r.try_get("created_at")?,
             sent_at: r.try_get("sent_at")?,
+            updated_at: r.try_get("updated_at")?,
             history,
+            retries,
         }))
     }
 
@@ -357,6 +383,8 @@ fn claimed_message(r: &PgRow) -> Result<ClaimedMessage, StoreError> {
             .unwrap_or_default(),
         payload: r.try_get("payload")?,
         attempts: u32::try_from(r.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        attempts_before_retry: u32::try_from(r.try_get::<i32, _>("attempts_before_retry")?)
+            .unwrap_or(0),
         reason: r.try_get("reason")?,
         coupon_code: r.try_get("coupon_code")?,
         store_code: r.try_get("store_code")?,
