@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::open_store;
+use super::open_store_to_read;
 use crate::campaigns::outbox::MessageStatus;
 use crate::campaigns::spec::CampaignId;
 use crate::cli::{LogsArgs, LogsFormat};
@@ -28,10 +28,10 @@ pub async fn logs(
     config: Option<&Path>,
 ) -> Result<u8> {
     if let Some(id) = args.message_id() {
-        return show(settings, clock, args, id).await;
+        return show(settings, args, id).await;
     }
     let query = query_of(args, clock.now())?;
-    let store = open_store(settings, &clock).await?;
+    let store = open_store_to_read(settings).await?;
     let page = store.send_log(&query).await?;
     let rows: Vec<SendLogRow> = page
         .rows
@@ -345,11 +345,11 @@ fn csv_record(out: &mut impl Write, fields: impl IntoIterator<Item = String>) ->
 }
 
 /// `outreach logs ID`
-async fn show(settings: &Settings, clock: SharedClock, args: &LogsArgs, id: i64) -> Result<u8> {
+async fn show(settings: &Settings, args: &LogsArgs, id: i64) -> Result<u8> {
     if args.format == LogsFormat::Csv {
         bail!("--format csv lists messages; show one message with --format table or json");
     }
-    let store = open_store(settings, &clock).await?;
+    let store = open_store_to_read(settings).await?;
     let m = store
         .message_detail(id)
         .await?

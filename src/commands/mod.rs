@@ -38,6 +38,18 @@ pub async fn open_store(settings: &Settings, clock: &SharedClock) -> Result<Shar
     Ok(store)
 }
 
+/// Open the store to read, on a single connection, for a command that asks
+/// one thing at a time (`logs`). It does not register the configured stores:
+/// that is a write, and a read must not wait for a busy daemon's writer. With
+/// a larger pool the first query after the migration check may open a second
+/// connection before the first has been returned, and on PostgreSQL every
+/// connection costs a TCP and often a TLS handshake.
+pub async fn open_store_to_read(settings: &Settings) -> Result<SharedStore> {
+    store::open(&settings.database.url, 1)
+        .await
+        .context("cannot start")
+}
+
 /// `outreach run`
 pub async fn run(settings: &Settings, clock: SharedClock) -> Result<()> {
     let store = open_store(settings, &clock).await?;
