@@ -37,6 +37,18 @@ def rss_mib(pid):
     return 0.0
 
 
+def rss_parts(pid):
+    """RssAnon (the process's own memory) and RssFile (mapped file pages:
+    mostly the executable's code, shared and reclaimable), in MiB."""
+    parts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key = line.split(":", 1)[0]
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                parts[key] = int(line.split()[1]) / 1024.0
+    return parts
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -99,6 +111,7 @@ def main():
             time.sleep(1)
             samples.append(rss_mib(daemon.pid))
         cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+        parts = rss_parts(daemon.pid)
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
         jobs = len(h.get("jobs", []))
@@ -106,6 +119,8 @@ def main():
         print(f"demo shop: {args.customers} customers, repository campaigns; {jobs} jobs ran at start-up")
         print(f"peak RSS during start-up (jobs + sends): {start_peak:.1f} MiB")
         print(f"idle RSS over {args.seconds} s: median {statistics.median(samples):.1f} MiB, max {max(samples):.1f} MiB")
+        print("  of which at the end: " + ", ".join(f"{k} {v:.1f} MiB" for k, v in parts.items()))
+        print(f"executable: {binary.stat().st_size / 1e6:.1f} MB")
         print(f"idle CPU: {100.0 * (cpu1 - cpu0) / (t1 - t0):.2f} % of one core ({cpu1 - cpu0:.2f} s in {t1 - t0:.0f} s)")
         print(f"exit code after SIGTERM: {code}")
     finally:

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod expr;
 pub mod http;
 pub mod import;
+pub mod memory;
 pub mod metrics;
 pub mod scheduler;
 pub mod segments;

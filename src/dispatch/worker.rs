@@ -208,6 +208,8 @@ impl Dispatcher {
         // Settlements since the last claim: they may have made messages due
         // at once (a failover), so an empty claim before them proves nothing.
         let mut settled_since_claim = false;
+        // Sent something since the worker last went idle.
+        let mut worked = false;
         loop {
             if !shutdown.is_cancelled() && !idle && in_flight < high_water {
                 let token = uuid::Uuid::new_v4().to_string();
@@ -223,6 +225,7 @@ impl Dispatcher {
                     .await?;
                 report.claimed += claimed.len() as u64;
                 idle = claimed.is_empty();
+                worked |= !idle;
                 settled_since_claim = false;
                 for job in self.prepare(claimed, &token, &mut pending) {
                     in_flight += job.items.len();
@@ -245,6 +248,9 @@ impl Dispatcher {
                     return Ok(report);
                 }
                 if idle {
+                    if std::mem::take(&mut worked) {
+                        crate::memory::release_freed();
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(Duration::from_millis(self.settings.idle_poll_ms)) => {}
