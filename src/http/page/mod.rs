@@ -45,7 +45,7 @@ use crate::campaigns::outbox::MessageStatus;
 use crate::campaigns::spec::{Campaign, CouponKind, CouponSpec, Trigger};
 use crate::campaigns::stats::CampaignStats;
 use crate::domain::Money;
-use crate::store::send_log::mask_address;
+use crate::store::send_log::{mask_address, parse_time_bound};
 use crate::store::ticks::JobRun;
 use crate::store::{Channel, CouponBlock, LogCursor, QueueDepth, RetryOutcome, SendLogQuery};
 
@@ -201,6 +201,7 @@ fn parse_instant(
     field: &str,
     value: &str,
     tz: Tz,
+    now: DateTime<Utc>,
     end_of_day: bool,
 ) -> Result<DateTime<Utc>, String> {
     if let Ok(day) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
@@ -212,18 +213,17 @@ fn parse_instant(
         };
         return Ok(day_start(day, tz));
     }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            format!(
-                "{field}: {value:?} is not a date; write it as 2026-03-10 (or an RFC 3339 time)"
-            )
-        })
+    // What `logs` and the API take: a duration back from now, or a time.
+    parse_time_bound(value, now).map_err(|_| {
+        format!(
+            "{field}: {value:?} is not a date; write a day as 2026-03-10, a duration back from now as 1h or 7d, or an RFC 3339 time"
+        )
+    })
 }
 
 impl LogParams {
     /// The store query these parameters ask for, or what is wrong with them.
-    pub fn query(&self, tz: Tz) -> Result<SendLogQuery, String> {
+    pub fn query(&self, tz: Tz, now: DateTime<Utc>) -> Result<SendLogQuery, String> {
         let channel = non_empty(&self.channel)
             .map(|c| c.parse::<Channel>().map_err(|e| format!("channel: {e}")))
             .transpose()?;
@@ -238,10 +238,10 @@ impl LogParams {
             })
             .transpose()?;
         let since = non_empty(&self.since)
-            .map(|s| parse_instant("since", s, tz, false))
+            .map(|s| parse_instant("since", s, tz, now, false))
             .transpose()?;
         let until = non_empty(&self.until)
-            .map(|s| parse_instant("until", s, tz, true))
+            .map(|s| parse_instant("until", s, tz, now, true))
             .transpose()?;
         if let (Some(a), Some(b)) = (since, until)
             && a >= b
@@ -350,7 +350,7 @@ pub async fn send_log(
         newest_href: cursor.map(|_| params.href(lang, None)),
         older_href: None,
     };
-    let query = match params.query(tz) {
+    let query = match params.query(tz, state.clock.now()) {
         Ok(q) => q,
         Err(e) => {
             page.error = Some(fill(t.bad_filter, &[("error", &e)]));
@@ -1092,6 +1092,30 @@ mod tests {
 
     const SH: Tz = chrono_tz::Asia::Shanghai;
 
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-24T12:00:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn durations_and_times_are_taken_as_by_logs_and_the_api() {
+        let p = LogParams {
+            since: Some("30d".into()),
+            until: Some("2026-11-24T10:00:00+08:00".into()),
+            ..LogParams::default()
+        };
+        let q = p.query(SH, now()).unwrap();
+        assert_eq!(
+            q.since.unwrap(),
+            DateTime::parse_from_rfc3339("2026-10-25T12:00:00+08:00").unwrap()
+        );
+        assert_eq!(
+            q.until.unwrap(),
+            DateTime::parse_from_rfc3339("2026-11-24T10:00:00+08:00").unwrap()
+        );
+    }
+
     #[test]
     fn dates_are_local_days_and_until_is_inclusive() {
         let p = LogParams {
@@ -1099,7 +1123,7 @@ mod tests {
             until: Some("2026-03-10".into()),
             ..LogParams::default()
         };
-        let q = p.query(SH).unwrap();
+        let q = p.query(SH, now()).unwrap();
         assert_eq!(
             q.since.unwrap(),
             DateTime::parse_from_rfc3339("2026-03-10T00:00:00+08:00").unwrap()
@@ -1113,7 +1137,7 @@ mod tests {
 
     #[test]
     fn bad_filters_say_which_and_why() {
-        let bad = |p: LogParams| p.query(SH).unwrap_err();
+        let bad = |p: LogParams| p.query(SH, now()).unwrap_err();
         let e = bad(LogParams {
             status: Some("sendt".into()),
             ..LogParams::default()
@@ -1150,7 +1174,7 @@ mod tests {
             customer: Some("C 1".into()),
             ..LogParams::default()
         };
-        let q = p.query(SH).unwrap();
+        let q = p.query(SH, now()).unwrap();
         assert_eq!(q.campaign, None);
         assert_eq!(q.status, Some(MessageStatus::Suppressed));
         assert_eq!(
