@@ -250,7 +250,7 @@ catalog! {
     stat_rate: "核销率", "Redemption rate";
     stats_as_of: "统计截至 {at}（最多缓存 {secs} 秒）", "Figures as of {at} (cached for up to {secs} s)";
     stats_unavailable: "统计暂时无法读取：{error}", "The figures cannot be read right now: {error}";
-    stats_pending: "统计正在计算，请几秒后刷新。", "The figures are being computed; reload in a few seconds.";
+    stats_pending: "统计正在计算，本页几秒后自动刷新。", "The figures are being computed; this page reloads itself in a few seconds.";
     suppressed_by_reason: "未发送原因", "Not sent, by reason";
     campaigns_gone: "已不在生效但有发送记录的活动", "Campaigns no longer in force that have messages";
     show_messages: "查看发送记录", "Show its messages";

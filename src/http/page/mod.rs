@@ -68,7 +68,7 @@ impl PageContext {
     pub fn new(default_tz: Tz) -> PageContext {
         PageContext {
             default_tz,
-            stats_wait: Duration::from_secs(1),
+            stats_wait: Duration::from_millis(150),
             stats: Arc::new(StatsCache::default()),
         }
     }
@@ -811,7 +811,7 @@ pub async fn campaigns(
                 t.stats_as_of,
                 &[
                     ("at", &local(f.as_of, ctx.default_tz)),
-                    ("secs", &stats_cache::FRESH_FOR.as_secs().to_string()),
+                    ("secs", &f.fresh_for.as_secs().to_string()),
                 ],
             ),
         ),
@@ -882,6 +882,7 @@ pub async fn campaigns(
     Html(render(&CampaignsPage {
         chrome: chrome(&state, &ctx, lang, "campaigns", switch, &access),
         stats_note,
+        stats_pending: matches!(answer, StatsAnswer::Pending),
         cards,
         gone,
     }))

@@ -13,8 +13,17 @@ use tokio::sync::watch;
 use crate::campaigns::stats::CampaignStats;
 use crate::store::SharedStore;
 
-/// How long figures are shown before a refresh is started.
+/// How long figures are shown at least before a refresh is started.
 pub const FRESH_FOR: Duration = Duration::from_secs(30);
+
+/// How long figures that took `took` to compute are shown before the next
+/// refresh: at least [`FRESH_FOR`], and ten times as long as they took, so
+/// that on a large send log (a full count of ten million messages takes
+/// seconds) the page never keeps the database counting more than a tenth of
+/// the time; at most ten minutes.
+pub fn fresh_for(took: Duration) -> Duration {
+    (took * 10).clamp(FRESH_FOR, Duration::from_secs(600))
+}
 
 /// The figures as last computed.
 #[derive(Debug, Clone)]
@@ -22,6 +31,8 @@ pub struct Figures {
     /// The clock's time when they were read.
     pub as_of: DateTime<Utc>,
     pub stats: Arc<Vec<CampaignStats>>,
+    /// How long they are shown before a refresh ([`fresh_for`]).
+    pub fresh_for: Duration,
 }
 
 /// What the page gets.
@@ -72,7 +83,7 @@ impl StatsCache {
             let fresh = st
                 .figures
                 .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < FRESH_FOR);
+                .is_some_and(|(at, f)| at.elapsed() < f.fresh_for);
             if !fresh && !st.refreshing {
                 st.refreshing = true;
                 self.refresh(store.clone(), now);
@@ -93,7 +104,9 @@ impl StatsCache {
     fn refresh(self: &Arc<Self>, store: SharedStore, now: DateTime<Utc>) {
         let me = self.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
             let result = store.campaign_stats(None).await;
+            let took = started.elapsed();
             {
                 let mut st = me.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.refreshing = false;
@@ -105,6 +118,7 @@ impl StatsCache {
                             Figures {
                                 as_of: now,
                                 stats: Arc::new(stats),
+                                fresh_for: fresh_for(took),
                             },
                         ));
                     }
@@ -116,5 +130,20 @@ impl StatsCache {
             }
             me.done.send_modify(|n| *n += 1);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_figures_are_refreshed_less_often() {
+        assert_eq!(fresh_for(Duration::from_millis(20)), FRESH_FOR);
+        assert_eq!(fresh_for(Duration::from_secs(15)), Duration::from_secs(150));
+        assert_eq!(
+            fresh_for(Duration::from_secs(300)),
+            Duration::from_secs(600)
+        );
     }
 }

@@ -210,6 +210,8 @@ pub struct GoneView {
 pub struct CampaignsPage {
     pub chrome: Chrome,
     pub stats_note: String,
+    /// The figures are still being computed: the page reloads itself.
+    pub stats_pending: bool,
     pub cards: Vec<CardView>,
     pub gone: Vec<GoneView>,
 }
