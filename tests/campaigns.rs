@@ -182,12 +182,27 @@ async fn unreachable_customers_are_suppressed_with_a_reason_and_no_coupon(store:
     let mut no_phone = customer("C0003", "SH-001", Some("11-23"));
     no_phone.phone = None;
     let fine = customer("C0004", "SH-001", Some("11-23"));
-    seed(&store, &[no_consent, opted_out, no_phone, fine]).await;
+    let undeliverable = customer("C0005", "SH-001", Some("11-23"));
+    seed(
+        &store,
+        &[no_consent, opted_out, no_phone, fine, undeliverable],
+    )
+    .await;
     store
         .record_opt_out(&OptOut {
             channel: Channel::Sms,
             address: "+8613800130002".into(),
             source: "test".into(),
+            at: t("2026-11-22T12:00:00+08:00"),
+        })
+        .await
+        .unwrap();
+    // A provider's permanent failure listed this number: not an opt-out.
+    store
+        .record_opt_out(&OptOut {
+            channel: Channel::Sms,
+            address: "+8613800130005".into(),
+            source: "provider:aliyun:isv.MOBILE_NUMBER_ILLEGAL".into(),
             at: t("2026-11-22T12:00:00+08:00"),
         })
         .await
@@ -225,6 +240,12 @@ async fn unreachable_customers_are_suppressed_with_a_reason_and_no_coupon(store:
                 false
             ),
             ("C0004".into(), "queued".into(), None, true),
+            (
+                "C0005".into(),
+                "suppressed".into(),
+                Some("undeliverable".into()),
+                false
+            ),
         ]
     );
     assert_eq!(store.coupons_for("bday").await.unwrap().len(), 1);

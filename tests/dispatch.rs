@@ -312,6 +312,31 @@ async fn a_permanent_failure_suppresses_the_address(store: SharedStore) {
     assert!(store.is_opted_out(Channel::Sms, &address).await.unwrap());
 }
 
+async fn a_message_to_an_address_a_provider_refused_is_undeliverable_not_opted_out(
+    store: SharedStore,
+) {
+    let ids = planned(&store, 2).await;
+    let first = store.message_detail(ids[0]).await.unwrap().unwrap();
+    let done = store
+        .record_opt_out(&OptOut {
+            channel: Channel::Sms,
+            address: first.address.clone().unwrap(),
+            source: "receipt:aliyun:MK:0012".into(),
+            at: t("2026-03-10T10:00:30+08:00"),
+        })
+        .await
+        .unwrap();
+    assert_eq!((done.recorded, done.suppressed), (true, 1));
+    let m = store.message_detail(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status.as_str(), m.reason.as_deref()),
+        ("suppressed", Some("undeliverable"))
+    );
+    let detail = m.detail.unwrap_or_default();
+    assert!(detail.contains("receipt:aliyun:MK:0012"), "{detail}");
+    assert_eq!(status_of(&store, ids[1]).await, "queued");
+}
+
 async fn a_provider_outage_fails_over_to_the_next_provider(store: SharedStore) {
     let ids = planned(&store, 3).await;
     let clock = TestClock::at("2026-03-10T10:01:00+08:00");
@@ -646,6 +671,7 @@ store_contract!(
     a_transient_failure_is_retried_after_a_backoff,
     a_message_is_dead_after_its_last_attempt,
     a_permanent_failure_suppresses_the_address,
+    a_message_to_an_address_a_provider_refused_is_undeliverable_not_opted_out,
     a_provider_outage_fails_over_to_the_next_provider,
     a_crashed_workers_messages_are_taken_again_after_the_lease,
     an_opt_out_suppresses_queued_messages_and_withdraws_their_coupons,

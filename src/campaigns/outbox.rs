@@ -59,6 +59,10 @@ impl MessageStatus {
 pub enum Reason {
     NoConsent,
     OptedOut,
+    /// A provider or a delivery receipt reported the address permanently
+    /// undeliverable (unknown number, blocked the account, …): it is on the
+    /// suppression list, but the person did not ask to be left alone.
+    Undeliverable,
     NoAddress,
     InvalidAddress,
     Capped,
@@ -72,12 +76,36 @@ impl Reason {
         match self {
             Reason::NoConsent => "no_consent",
             Reason::OptedOut => "opted_out",
+            Reason::Undeliverable => "undeliverable",
             Reason::NoAddress => "no_address",
             Reason::InvalidAddress => "invalid_address",
             Reason::Capped => "capped",
             Reason::TemplateError => "template_error",
             Reason::TooLate => "too_late",
             Reason::SendWindow => "send_window",
+        }
+    }
+}
+
+/// Whether an address is on the suppression list, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Blocked {
+    #[default]
+    No,
+    /// The person opted out (a reply, the link, the API, the CLI).
+    OptedOut,
+    /// A provider or a receipt reported it undeliverable.
+    Undeliverable,
+}
+
+impl Blocked {
+    /// From the store's code: 0 not listed, 1 opted out, 2 undeliverable
+    /// (see `store::BLOCKED_CODE_SQL`).
+    pub fn from_code(code: i64) -> Blocked {
+        match code {
+            1 => Blocked::OptedOut,
+            2 => Blocked::Undeliverable,
+            _ => Blocked::No,
         }
     }
 }
@@ -193,9 +221,9 @@ pub struct Candidate {
     pub lifecycle: Option<String>,
     pub value_tier: Option<String>,
     pub days_to_birthday: Option<i64>,
-    pub sms_opted_out: bool,
-    pub email_opted_out: bool,
-    pub wechat_opted_out: bool,
+    pub sms_blocked: Blocked,
+    pub email_blocked: Blocked,
+    pub wechat_blocked: Blocked,
     /// Marketing messages planned or sent to the customer since `cap_since`.
     pub recent_messages: i64,
     /// The customer's weakest message of a lower-priority campaign that

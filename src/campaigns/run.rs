@@ -12,9 +12,9 @@ use tracing::Instrument;
 
 use super::code::new_code;
 use super::outbox::{
-    AudienceQuery, BirthdayDue, BroadcastDue, Candidate, CandidateQuery, CandidateSink, LapseRange,
-    MemberTest, MessageStatus, NewCoupon, PlannedMessage, Preemption, Reason, Rival, RunRecord,
-    Selector, WriteTotals,
+    AudienceQuery, BirthdayDue, Blocked, BroadcastDue, Candidate, CandidateQuery, CandidateSink,
+    LapseRange, MemberTest, MessageStatus, NewCoupon, PlannedMessage, Preemption, Reason, Rival,
+    RunRecord, Selector, WriteTotals,
 };
 use super::spec::{Campaign, SegmentRef, SendWindow, Trigger};
 use crate::domain::{Birthday, Email, Money, Phone, StoreInfo, WeChatOpenId};
@@ -334,10 +334,10 @@ enum Verdict {
 
 impl Planner<'_> {
     fn channel_verdict(&self, c: &Candidate, ch: Channel) -> Verdict {
-        let (address, consent, opted_out) = match ch {
-            Channel::Sms => (&c.phone, c.sms_opt_in, c.sms_opted_out),
-            Channel::Email => (&c.email, c.email_opt_in, c.email_opted_out),
-            Channel::Wechat => (&c.wechat_openid, c.wechat_opt_in, c.wechat_opted_out),
+        let (address, consent, blocked) = match ch {
+            Channel::Sms => (&c.phone, c.sms_opt_in, c.sms_blocked),
+            Channel::Email => (&c.email, c.email_opt_in, c.email_blocked),
+            Channel::Wechat => (&c.wechat_openid, c.wechat_opt_in, c.wechat_blocked),
         };
         let Some(address) = address.as_deref().filter(|a| !a.is_empty()) else {
             return Verdict::Not(Reason::NoAddress);
@@ -350,8 +350,10 @@ impl Planner<'_> {
         if !valid {
             return Verdict::Not(Reason::InvalidAddress);
         }
-        if opted_out {
-            return Verdict::Not(Reason::OptedOut);
+        match blocked {
+            Blocked::No => {}
+            Blocked::OptedOut => return Verdict::Not(Reason::OptedOut),
+            Blocked::Undeliverable => return Verdict::Not(Reason::Undeliverable),
         }
         if consent != Some(true) {
             return Verdict::Not(Reason::NoConsent);

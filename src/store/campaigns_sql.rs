@@ -14,6 +14,7 @@ use crate::campaigns::outbox::{
     AudienceQuery, CandidateQuery, LapseRange, MemberTest, Rival, Selector,
 };
 use crate::expr::{Dialect, Placeholders, SqlParam};
+use crate::store::UNDELIVERABLE_SQL;
 
 /// Statuses that count towards the frequency cap: planned or gone out.
 pub const CAPPED_STATUSES: &str = "('queued', 'deferred', 'sending', 'sent', 'delivered')";
@@ -268,13 +269,11 @@ pub fn page(d: Dialect) -> String {
     let limit = int(d, &mut ph, 0);
     let rival_since = instant(d, &mut ph, DateTime::<Utc>::MIN_UTC);
     let priority = int(d, &mut ph, 0);
-    let (t, f) = match d {
-        Dialect::Sqlite => ("1", "0"),
-        Dialect::Postgres => ("true", "false"),
-    };
+    // 0: not listed, 1: opted out, 2: undeliverable (`Blocked::from_code`).
     let opted = |channel: &str, column: &str| {
         format!(
-            "COALESCE((SELECT {t} FROM opt_outs o WHERE o.channel = '{channel}' AND o.address = c.{column}), {f})"
+            "CAST(COALESCE((SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN 2 ELSE 1 END FROM opt_outs o \
+             WHERE o.channel = '{channel}' AND o.address = c.{column}), 0) AS BIGINT)"
         )
     };
     format!(
@@ -287,7 +286,7 @@ pub fn page(d: Dialect) -> String {
     a.lifecycle, a.value_tier,
     (SELECT CAST(b.days AS BIGINT) FROM seg_today t JOIN seg_birthdays b ON b.today = t.today
      WHERE t.store_key = COALESCE(c.store_code, '') AND b.month = c.birth_month AND b.day = c.birth_day) AS days_to_birthday,
-    {sms} AS sms_opted_out, {email} AS email_opted_out, {wechat} AS wechat_opted_out,
+    {sms} AS sms_blocked, {email} AS email_blocked, {wechat} AS wechat_blocked,
     (SELECT count(*) FROM messages m WHERE m.customer_id = c.id AND m.created_at >= {cap_since}
        AND m.status IN {CAPPED_STATUSES}) AS recent_messages,
     w.id AS rival_id, w.campaign_id AS rival_campaign, CAST(w.priority AS BIGINT) AS rival_priority,

@@ -177,6 +177,21 @@ pub struct OptOut {
     pub at: DateTime<Utc>,
 }
 
+/// True (in SQL, over an `opt_outs` row `o`) when the entry was written by
+/// a provider's permanent failure or a failed receipt rather than by the
+/// person: those sources are `provider:…` and `receipt:…`.
+pub(crate) const UNDELIVERABLE_SQL: &str =
+    "(o.source LIKE 'provider:%' OR o.source LIKE 'receipt:%')";
+
+/// The detail of a message suppressed as undeliverable (SQL over `o`).
+pub(crate) const UNDELIVERABLE_DETAIL_SQL: &str = "'a provider reported the address undeliverable (' || o.source || '); it is on the suppression list and the coupon is withdrawn'";
+
+/// What a message to a listed address is suppressed for: `undeliverable`
+/// or `opted_out` (SQL over the `opt_outs` row `o`).
+pub(crate) fn blocked_reason_sql() -> String {
+    format!("CASE WHEN {UNDELIVERABLE_SQL} THEN 'undeliverable' ELSE 'opted_out' END")
+}
+
 /// The persistence interface. Every method is one unit of work: it either
 /// commits completely or not at all.
 #[async_trait]

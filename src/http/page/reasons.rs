@@ -19,6 +19,11 @@ const OWN: &[Entry] = &[
     ),
     ("opted_out", "该地址已退订", "the address opted out"),
     (
+        "undeliverable",
+        "服务商报告该地址无法送达（空号、停机、拉黑等），已列入抑制名单",
+        "a provider reported the address undeliverable (unknown number, blocked, …); it is on the suppression list",
+    ),
+    (
         "no_address",
         "顾客在活动的渠道上都没有联系方式",
         "the customer has no address on any of the campaign's channels",
@@ -393,6 +398,7 @@ fn own_codes() -> Vec<&'static str> {
     let campaign = |r: Reason| match r {
         Reason::NoConsent
         | Reason::OptedOut
+        | Reason::Undeliverable
         | Reason::NoAddress
         | Reason::InvalidAddress
         | Reason::Capped
@@ -403,6 +409,7 @@ fn own_codes() -> Vec<&'static str> {
     vec![
         campaign(Reason::NoConsent),
         campaign(Reason::OptedOut),
+        campaign(Reason::Undeliverable),
         campaign(Reason::NoAddress),
         campaign(Reason::InvalidAddress),
         campaign(Reason::Capped),

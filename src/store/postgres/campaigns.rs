@@ -12,8 +12,8 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 use super::PgStore;
 use super::segments::load_calendar;
 use crate::campaigns::outbox::{
-    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite, PlannedMessage,
-    RunRecord, Selector, WriteTotals,
+    Blocked, Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite,
+    PlannedMessage, RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
 use crate::store::campaign_pages::{
@@ -259,9 +259,9 @@ fn candidate(r: &PgRow) -> Result<Candidate, StoreError> {
         lifecycle: nonempty(r.try_get("lifecycle")?),
         value_tier: nonempty(r.try_get("value_tier")?),
         days_to_birthday: r.try_get("days_to_birthday")?,
-        sms_opted_out: r.try_get("sms_opted_out")?,
-        email_opted_out: r.try_get("email_opted_out")?,
-        wechat_opted_out: r.try_get("wechat_opted_out")?,
+        sms_blocked: Blocked::from_code(r.try_get("sms_blocked")?),
+        email_blocked: Blocked::from_code(r.try_get("email_blocked")?),
+        wechat_blocked: Blocked::from_code(r.try_get("wechat_blocked")?),
         recent_messages: r.try_get("recent_messages")?,
         rival: rival(r)?,
     })

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 
 use super::PgStore;
 use crate::dispatch::claim::{
@@ -13,7 +13,9 @@ use crate::dispatch::claim::{
     ReceiptCounts, RetryLog, SettleCounts, Settlement, receipt_detail,
 };
 use crate::dispatch::provider::{Receipt, ReceiptKey};
-use crate::store::{Channel, OptOut, StoreError};
+use crate::store::{
+    Channel, OptOut, StoreError, UNDELIVERABLE_DETAIL_SQL, UNDELIVERABLE_SQL, blocked_reason_sql,
+};
 
 impl PgStore {
     pub(super) async fn claim(&self, c: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -339,18 +341,22 @@ async fn suppress_opted_out(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let gone = sqlx::query(
+    let listed = "FROM opt_outs o WHERE o.channel = m.channel AND o.address = m.address";
+    let gone = sqlx::query(AssertSqlSafe(format!(
         "WITH gone AS (
-            UPDATE messages m SET status = 'suppressed', reason = 'opted_out', detail = $1,
+            UPDATE messages m SET status = 'suppressed',
+                reason = (SELECT {reason} {listed}),
+                detail = (SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN {UNDELIVERABLE_DETAIL_SQL} ELSE $1 END {listed}),
                 lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = $2
             WHERE m.id = ANY($3) AND m.status IN ('queued', 'deferred', 'sending')
-              AND EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = m.channel AND o.address = m.address)
+              AND EXISTS (SELECT 1 {listed})
             RETURNING m.id),
          voided AS (
             UPDATE coupons SET voided_at = $2
             WHERE message_id IN (SELECT id FROM gone) AND redeemed_order_id IS NULL AND voided_at IS NULL)
          SELECT count(*) FROM gone",
-    )
+        reason = blocked_reason_sql(),
+    )))
     .bind(OPTED_OUT_DETAIL)
     .bind(now)
     .bind(ids)

@@ -12,8 +12,8 @@ use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, Sqlite};
 use super::segments::load_calendar;
 use super::{SqliteStore, from_ms, ms};
 use crate::campaigns::outbox::{
-    Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite, PlannedMessage,
-    RunRecord, Selector, WriteTotals,
+    Blocked, Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite,
+    PlannedMessage, RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect};
 use crate::store::campaign_pages::{
@@ -252,9 +252,9 @@ fn candidate(r: &SqliteRow) -> Result<Candidate, StoreError> {
         lifecycle: nonempty(r.try_get("lifecycle")?),
         value_tier: nonempty(r.try_get("value_tier")?),
         days_to_birthday: r.try_get("days_to_birthday")?,
-        sms_opted_out: r.try_get::<i64, _>("sms_opted_out")? != 0,
-        email_opted_out: r.try_get::<i64, _>("email_opted_out")? != 0,
-        wechat_opted_out: r.try_get::<i64, _>("wechat_opted_out")? != 0,
+        sms_blocked: Blocked::from_code(r.try_get("sms_blocked")?),
+        email_blocked: Blocked::from_code(r.try_get("email_blocked")?),
+        wechat_blocked: Blocked::from_code(r.try_get("wechat_blocked")?),
         recent_messages: r.try_get("recent_messages")?,
         rival: rival(r)?,
     })

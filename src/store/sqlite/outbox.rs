@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{SqliteStore, from_ms, ms};
 use crate::dispatch::claim::{
@@ -13,7 +13,9 @@ use crate::dispatch::claim::{
     ReceiptCounts, RetryLog, SettleCounts, Settlement, receipt_detail,
 };
 use crate::dispatch::provider::{Receipt, ReceiptKey};
-use crate::store::{Channel, OptOut, StoreError};
+use crate::store::{
+    Channel, OptOut, StoreError, UNDELIVERABLE_DETAIL_SQL, UNDELIVERABLE_SQL, blocked_reason_sql,
+};
 
 impl SqliteStore {
     pub(super) async fn claim(&self, c: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -349,15 +351,19 @@ async fn suppress_opted_out(
     picked: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let gone: Vec<i64> = sqlx::query_scalar(
-        "UPDATE messages SET status = 'suppressed', reason = 'opted_out', detail = ?1,
+    let listed =
+        "FROM opt_outs o WHERE o.channel = messages.channel AND o.address = messages.address";
+    let gone: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "UPDATE messages SET status = 'suppressed',
+            reason = (SELECT {reason} {listed}),
+            detail = (SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN {UNDELIVERABLE_DETAIL_SQL} ELSE ?1 END {listed}),
             lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = ?2
          WHERE id IN (SELECT value FROM json_each(?3))
            AND status IN ('queued', 'deferred', 'sending')
-           AND EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = messages.channel
-                       AND o.address = messages.address)
+           AND EXISTS (SELECT 1 {listed})
          RETURNING id",
-    )
+        reason = blocked_reason_sql(),
+    )))
     .bind(OPTED_OUT_DETAIL)
     .bind(now)
     .bind(picked)
