@@ -626,3 +626,69 @@ fn run_once_runs_each_due_tick_then_nothing() {
     assert!(out.contains("jobs: none due"), "{out}");
     assert!(out.contains("dispatch: claimed 0"), "{out}");
 }
+
+/// The first SIGTERM drains: a send under way is waited for. The second one
+/// exits at once (130), even with that send still hanging.
+#[test]
+fn a_second_signal_exits_at_once_while_a_send_hangs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    with_repo_campaigns(dir);
+    let now = "2026-12-08T10:40:00+08:00";
+    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    // An SMS provider that accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hole.incoming().flatten() {
+            held.push(conn);
+            let _ = seen_tx.send(());
+        }
+    });
+    std::fs::write(
+        dir.join("outreach.toml"),
+        format!(
+            "[channels]\nsms = [\"aliyun\"]\n[providers.aliyun]\naccess_key_id = \"LTAItest\"\n\
+             access_key_secret = \"test-secret\"\nbase_url = \"http://127.0.0.1:{hole_port}\"\n\
+             timeout_ms = 120000\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = outreach(dir)
+        .args(["run", "--now", now])
+        .env("OUTREACH_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The start-up pass plans the day's messages; the first SMS goes out.
+    if seen_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        let _ = child.kill();
+        panic!("no SMS reached the provider");
+    }
+    let pid = child.id().to_string();
+    let term = || Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    term();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal waits for the send under way"
+    );
+    term();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the second signal did not stop the daemon");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+}
