@@ -29,6 +29,7 @@ store_contract!(
     downtime_folds_or_skips_missed_ticks,
     two_schedulers_share_the_ticks,
     an_import_request_runs_segments_once,
+    campaigns_wait_for_a_segments_run_under_way_elsewhere,
 );
 
 const BIRTHDAY: &str = "id: birthday
@@ -526,4 +527,50 @@ async fn an_import_request_runs_segments_once(store: SharedStore) {
         )]
     );
     assert!(pass(&rig).await.ticks.is_empty());
+}
+
+async fn campaigns_wait_for_a_segments_run_under_way_elsewhere(store: SharedStore) {
+    seed_birthdays(&store).await;
+    let rig = rig(&store, "2026-12-21T10:00:05+08:00").await;
+    // Another process took today's 03:00 segments tick and is still at it.
+    let segments_tick = "2026-12-21T03:00:00+08:00";
+    let other = claim(
+        "segments",
+        segments_tick,
+        "other:1:abc",
+        "2026-12-21T10:00:00+08:00",
+    );
+    assert!(store.claim_tick(&other).await.unwrap().is_some());
+    let report = pass(&rig).await;
+    assert!(
+        !report.ticks.iter().any(|t| t.job == "campaign:birthday"),
+        "{report:?}"
+    );
+    assert_eq!(report.waiting_for_segments, 1);
+    assert!(messages(&store).await.is_empty());
+    // Once it has finished, the next pass runs the campaign.
+    assert!(
+        store
+            .finish_tick(&TickFinish {
+                job: "segments",
+                scheduled_for: t(segments_tick),
+                worker: "other:1:abc",
+                finished_at: t("2026-12-21T10:00:30+08:00"),
+                outcome: TickOutcome::Ok,
+                detail: "{}",
+            })
+            .await
+            .unwrap()
+    );
+    rig.clock.set(t("2026-12-21T10:01:00+08:00"));
+    let report = pass(&rig).await;
+    assert!(
+        report
+            .ticks
+            .iter()
+            .any(|t| t.job == "campaign:birthday" && t.outcome == TickOutcome::Ok),
+        "{report:?}"
+    );
+    assert_eq!(report.waiting_for_segments, 0);
+    assert_eq!(messages(&store).await.len(), 1);
 }

@@ -106,6 +106,12 @@ fn print_once(r: &crate::daemon::OnceReport) {
     if r.jobs.taken_elsewhere > 0 {
         println!("  ticks run by another process: {}", r.jobs.taken_elsewhere);
     }
+    if r.jobs.waiting_for_segments > 0 {
+        println!(
+            "  campaign ticks waiting for the segments run of another process: {}",
+            r.jobs.waiting_for_segments
+        );
+    }
     let d = &r.dispatch;
     println!(
         "  dispatch: claimed {}, sent {}, failed {}, dead {}, retrying {}, rate-limited {}, awaiting receipt {}, failed over {}, outside send window {}",

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::due::{self, Decision};
 use super::execute::Executor;
-use super::jobs::{self, JobInputs, JobKind, JobSpec, Timing};
+use super::jobs::{self, JobInputs, JobKind, JobSpec, SEGMENTS, Timing};
 use super::settings::SchedulerSettings;
 use crate::campaigns::schedule::Schedule;
 use crate::campaigns::watch::CampaignRegistry;
@@ -49,6 +49,9 @@ pub struct PassReport {
     pub ticks: Vec<TickReport>,
     /// Due ticks another process had already claimed.
     pub taken_elsewhere: u32,
+    /// Due campaign ticks left for a later pass because another process is
+    /// recomputing the segments they select from.
+    pub waiting_for_segments: u32,
 }
 
 impl PassReport {
@@ -250,6 +253,9 @@ impl Scheduler {
                 && run.finished_at.is_none()
                 && run.lease_until.is_some_and(|l| l < now)
             {
+                if self.wait_for_segments(job, now, &mut report).await? {
+                    continue;
+                }
                 self.run_tick(job, run.scheduled_for, 0, &mut report)
                     .await?;
                 continue;
@@ -268,6 +274,9 @@ impl Scheduler {
             ) {
                 Decision::Idle => {}
                 Decision::Run { tick, folded } => {
+                    if self.wait_for_segments(job, now, &mut report).await? {
+                        continue;
+                    }
                     self.run_tick(job, tick, folded, &mut report).await?;
                 }
                 Decision::Skip { tick, late, folded } => {
@@ -294,6 +303,34 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// Whether `job` is a campaign that must wait because another process is
+    /// recomputing the segments right now: run on, it would pick its audience
+    /// from the previous run's segments. It is left for a later pass (the
+    /// watchdog's at the latest); within one process segments run first
+    /// anyway.
+    async fn wait_for_segments(
+        &self,
+        job: &JobSpec,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<bool, StoreError> {
+        if !matches!(job.kind, JobKind::Campaign(_)) {
+            return Ok(false);
+        }
+        let runs = self.store.latest_job_runs().await?;
+        let busy = runs.iter().any(|r| {
+            r.job == SEGMENTS
+                && r.finished_at.is_none()
+                && r.lease_until.is_some_and(|l| l >= now)
+                && r.claimed_by != self.worker
+        });
+        if busy {
+            tracing::info!(job = %job.name, "waiting for the segments run under way in another process");
+            report.waiting_for_segments += 1;
+        }
+        Ok(busy)
     }
 
     /// An import asked for a segments run after the last one.
