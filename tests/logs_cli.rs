@@ -210,6 +210,14 @@ fn filters_masking_formats_and_paging() {
             .iter()
             .all(|r| r[7].is_empty() || is_masked(&r[7]))
     );
+    // A phone number's `+` would make a spreadsheet compute the cell.
+    assert!(
+        records[1..]
+            .iter()
+            .filter(|r| r[5] == "sms" && !r[7].is_empty())
+            .all(|r| r[7].starts_with("'+")),
+        "{records:?}"
+    );
 
     // Paging: the hint on stderr reads the next page; pages join up.
     let (first, err) = logs(

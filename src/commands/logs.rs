@@ -323,11 +323,26 @@ fn write_csv(out: &mut impl Write, rows: &[SendLogRow]) -> Result<()> {
     Ok(())
 }
 
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`,
+/// `@`, a tab or a CR) gets a leading apostrophe, which spreadsheets show as
+/// text: customer ids and provider texts come from outside, and a phone
+/// number's `+` alone makes Excel compute the cell. `--format json` is the
+/// format for programs and keeps every value as it is.
+fn spreadsheet_safe(field: String) -> String {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{field}")
+    } else {
+        field
+    }
+}
+
 /// One RFC 4180 record: fields with a comma, quote, CR or LF are quoted,
-/// inner quotes doubled; lines end in CRLF.
+/// inner quotes doubled; lines end in CRLF. Formula-like cells are
+/// neutralised ([`spreadsheet_safe`]).
 fn csv_record(out: &mut impl Write, fields: impl IntoIterator<Item = String>) -> Result<()> {
     let mut line = String::new();
     for (i, f) in fields.into_iter().enumerate() {
+        let f = spreadsheet_safe(f);
         if i > 0 {
             line.push(',');
         }
@@ -447,6 +462,28 @@ fn write_detail(out: &mut impl Write, m: &MessageDetail, tz: Tz) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn formula_like_cells_are_shown_as_text() {
+        let mut out = Vec::new();
+        super::csv_record(
+            &mut out,
+            [
+                "=HYPERLINK(\"http://x\")".to_owned(),
+                "+86138****0002".to_owned(),
+                "-1".to_owned(),
+                "@SUM(A1)".to_owned(),
+                "C0001".to_owned(),
+                "a,b".to_owned(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"'=HYPERLINK(\"\"http://x\"\")\",'+86138****0002,'-1,'@SUM(A1),C0001,\"a,b\"\r\n"
+        );
+    }
+
     use super::*;
 
     #[test]
