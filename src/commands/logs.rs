@@ -462,11 +462,12 @@ fn write_detail(out: &mut impl Write, m: &MessageDetail, tz: Tz) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn formula_like_cells_are_shown_as_text() {
         let mut out = Vec::new();
-        super::csv_record(
+        csv_record(
             &mut out,
             [
                 "=HYPERLINK(\"http://x\")".to_owned(),
@@ -483,8 +484,6 @@ mod tests {
             "\"'=HYPERLINK(\"\"http://x\"\")\",'+86138****0002,'-1,'@SUM(A1),C0001,\"a,b\"\r\n"
         );
     }
-
-    use super::*;
 
     #[test]
     fn csv_fields_are_quoted_as_rfc_4180_says() {

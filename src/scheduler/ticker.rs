@@ -243,6 +243,9 @@ impl Scheduler {
             now: Some(now),
             ..PassReport::default()
         };
+        // Whether another process is recomputing segments: asked once per
+        // pass, when the first campaign is due.
+        let mut segments_elsewhere: Option<bool> = None;
         for job in jobs {
             if shutdown.is_cancelled() {
                 break;
@@ -253,7 +256,10 @@ impl Scheduler {
                 && run.finished_at.is_none()
                 && run.lease_until.is_some_and(|l| l < now)
             {
-                if self.wait_for_segments(job, now, &mut report).await? {
+                if self
+                    .wait_for_segments(job, now, &mut segments_elsewhere, &mut report)
+                    .await?
+                {
                     continue;
                 }
                 self.run_tick(job, run.scheduled_for, 0, &mut report)
@@ -274,7 +280,10 @@ impl Scheduler {
             ) {
                 Decision::Idle => {}
                 Decision::Run { tick, folded } => {
-                    if self.wait_for_segments(job, now, &mut report).await? {
+                    if self
+                        .wait_for_segments(job, now, &mut segments_elsewhere, &mut report)
+                        .await?
+                    {
                         continue;
                     }
                     self.run_tick(job, tick, folded, &mut report).await?;
@@ -314,18 +323,26 @@ impl Scheduler {
         &self,
         job: &JobSpec,
         now: DateTime<Utc>,
+        elsewhere: &mut Option<bool>,
         report: &mut PassReport,
     ) -> Result<bool, StoreError> {
         if !matches!(job.kind, JobKind::Campaign(_)) {
             return Ok(false);
         }
-        let runs = self.store.latest_job_runs().await?;
-        let busy = runs.iter().any(|r| {
-            r.job == SEGMENTS
-                && r.finished_at.is_none()
-                && r.lease_until.is_some_and(|l| l >= now)
-                && r.claimed_by != self.worker
-        });
+        let busy = match *elsewhere {
+            Some(busy) => busy,
+            None => {
+                let runs = self.store.latest_job_runs().await?;
+                let busy = runs.iter().any(|r| {
+                    r.job == SEGMENTS
+                        && r.finished_at.is_none()
+                        && r.lease_until.is_some_and(|l| l >= now)
+                        && r.claimed_by != self.worker
+                });
+                *elsewhere = Some(busy);
+                busy
+            }
+        };
         if busy {
             tracing::info!(job = %job.name, "waiting for the segments run under way in another process");
             report.waiting_for_segments += 1;

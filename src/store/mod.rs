@@ -183,13 +183,24 @@ pub struct OptOut {
 pub(crate) const UNDELIVERABLE_SQL: &str =
     "(o.source LIKE 'provider:%' OR o.source LIKE 'receipt:%')";
 
-/// The detail of a message suppressed as undeliverable (SQL over `o`).
-pub(crate) const UNDELIVERABLE_DETAIL_SQL: &str = "'a provider reported the address undeliverable (' || o.source || '); it is on the suppression list and the coupon is withdrawn'";
+/// `FROM opt_outs o WHERE …`: the suppression entry of `table`'s row (its
+/// channel and address).
+pub(crate) fn opt_out_of(table: &str) -> String {
+    format!("FROM opt_outs o WHERE o.channel = {table}.channel AND o.address = {table}.address")
+}
 
-/// What a message to a listed address is suppressed for: `undeliverable`
-/// or `opted_out` (SQL over the `opt_outs` row `o`).
-pub(crate) fn blocked_reason_sql() -> String {
-    format!("CASE WHEN {UNDELIVERABLE_SQL} THEN 'undeliverable' ELSE 'opted_out' END")
+/// The `reason = …, detail = …` assignments that suppress a row of `table`
+/// whose address is listed: `undeliverable` with the provider's code when a
+/// provider or a receipt listed it, else `opted_out` with `opted_out_detail`
+/// (a bind parameter). Both backends build their statement from this once.
+pub(crate) fn blocked_assignments(table: &str, opted_out_detail: &str) -> String {
+    let listed = opt_out_of(table);
+    format!(
+        "reason = (SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN 'undeliverable' ELSE 'opted_out' END {listed}),
+         detail = (SELECT CASE WHEN {UNDELIVERABLE_SQL}
+                   THEN 'a provider reported the address undeliverable (' || o.source || '); it is on the suppression list and the coupon is withdrawn'
+                   ELSE {opted_out_detail} END {listed})"
+    )
 }
 
 /// The persistence interface. Every method is one unit of work: it either

@@ -3,6 +3,8 @@
 //! are one guarded `UPDATE … FROM unnest(…)` per batch. No transaction is
 //! open while a provider is called.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
@@ -13,9 +15,7 @@ use crate::dispatch::claim::{
     ReceiptCounts, RetryLog, SettleCounts, Settlement, receipt_detail,
 };
 use crate::dispatch::provider::{Receipt, ReceiptKey};
-use crate::store::{
-    Channel, OptOut, StoreError, UNDELIVERABLE_DETAIL_SQL, UNDELIVERABLE_SQL, blocked_reason_sql,
-};
+use crate::store::{Channel, OptOut, StoreError, blocked_assignments, opt_out_of};
 
 impl PgStore {
     pub(super) async fn claim(&self, c: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -341,27 +341,29 @@ async fn suppress_opted_out(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let listed = "FROM opt_outs o WHERE o.channel = m.channel AND o.address = m.address";
-    let gone = sqlx::query(AssertSqlSafe(format!(
-        "WITH gone AS (
-            UPDATE messages m SET status = 'suppressed',
-                reason = (SELECT {reason} {listed}),
-                detail = (SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN {UNDELIVERABLE_DETAIL_SQL} ELSE $1 END {listed}),
-                lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = $2
-            WHERE m.id = ANY($3) AND m.status IN ('queued', 'deferred', 'sending')
-              AND EXISTS (SELECT 1 {listed})
-            RETURNING m.id),
-         voided AS (
-            UPDATE coupons SET voided_at = $2
-            WHERE message_id IN (SELECT id FROM gone) AND redeemed_order_id IS NULL AND voided_at IS NULL)
-         SELECT count(*) FROM gone",
-        reason = blocked_reason_sql(),
-    )))
-    .bind(OPTED_OUT_DETAIL)
-    .bind(now)
-    .bind(ids)
-    .fetch_one(&mut **tx)
-    .await?;
+    // Built once: this runs in every claim.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH gone AS (
+                UPDATE messages m SET status = 'suppressed', {assign},
+                    lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = $2
+                WHERE m.id = ANY($3) AND m.status IN ('queued', 'deferred', 'sending')
+                  AND EXISTS (SELECT 1 {listed})
+                RETURNING m.id),
+             voided AS (
+                UPDATE coupons SET voided_at = $2
+                WHERE message_id IN (SELECT id FROM gone) AND redeemed_order_id IS NULL AND voided_at IS NULL)
+             SELECT count(*) FROM gone",
+            assign = blocked_assignments("m", "$1"),
+            listed = opt_out_of("m"),
+        )
+    });
+    let gone = sqlx::query(AssertSqlSafe(SQL.as_str()))
+        .bind(OPTED_OUT_DETAIL)
+        .bind(now)
+        .bind(ids)
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(u64::try_from(gone.try_get::<i64, _>(0)?).unwrap_or(0))
 }
 

@@ -3,6 +3,8 @@
 //! lease token); settlements and receipts are guarded updates. No
 //! transaction is open while a provider is called.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
@@ -13,9 +15,7 @@ use crate::dispatch::claim::{
     ReceiptCounts, RetryLog, SettleCounts, Settlement, receipt_detail,
 };
 use crate::dispatch::provider::{Receipt, ReceiptKey};
-use crate::store::{
-    Channel, OptOut, StoreError, UNDELIVERABLE_DETAIL_SQL, UNDELIVERABLE_SQL, blocked_reason_sql,
-};
+use crate::store::{Channel, OptOut, StoreError, blocked_assignments, opt_out_of};
 
 impl SqliteStore {
     pub(super) async fn claim(&self, c: &Claim) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -351,24 +351,25 @@ async fn suppress_opted_out(
     picked: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let listed =
-        "FROM opt_outs o WHERE o.channel = messages.channel AND o.address = messages.address";
-    let gone: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "UPDATE messages SET status = 'suppressed',
-            reason = (SELECT {reason} {listed}),
-            detail = (SELECT CASE WHEN {UNDELIVERABLE_SQL} THEN {UNDELIVERABLE_DETAIL_SQL} ELSE ?1 END {listed}),
-            lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = ?2
-         WHERE id IN (SELECT value FROM json_each(?3))
-           AND status IN ('queued', 'deferred', 'sending')
-           AND EXISTS (SELECT 1 {listed})
-         RETURNING id",
-        reason = blocked_reason_sql(),
-    )))
-    .bind(OPTED_OUT_DETAIL)
-    .bind(now)
-    .bind(picked)
-    .fetch_all(&mut **tx)
-    .await?;
+    // Built once: this runs in every claim.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET status = 'suppressed', {assign},
+                lease_until = NULL, claim_token = NULL, next_attempt_at = NULL, updated_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?3))
+               AND status IN ('queued', 'deferred', 'sending')
+               AND EXISTS (SELECT 1 {listed})
+             RETURNING id",
+            assign = blocked_assignments("messages", "?1"),
+            listed = opt_out_of("messages"),
+        )
+    });
+    let gone: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(SQL.as_str()))
+        .bind(OPTED_OUT_DETAIL)
+        .bind(now)
+        .bind(picked)
+        .fetch_all(&mut **tx)
+        .await?;
     if !gone.is_empty() {
         sqlx::query(
             "UPDATE coupons SET voided_at = ?1
