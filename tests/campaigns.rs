@@ -129,6 +129,66 @@ async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
     }
 }
 
+/// The test settings plan pages of 2 candidates and look for candidates
+/// among 20 customers at a time: 75 customers make 4 searches and 17 pages,
+/// written by up to two writers at once on PostgreSQL, the first pages
+/// before the last customers have been searched.
+async fn a_run_over_many_searches_and_pages_writes_each_candidate_once(store: SharedStore) {
+    let customers: Vec<Customer> = (1..=75)
+        .map(|i| customer(&format!("C{i:04}"), "SH-001", None))
+        .collect();
+    seed(&store, &customers).await;
+    // Every customer ordered on 1 October; every third one came back on
+    // 10 November and has not lapsed.
+    let mut orders: Vec<Order> = (1..=75)
+        .map(|i| {
+            order(
+                &format!("O{i}"),
+                &format!("C{i:04}"),
+                "2026-10-01T08:00:00+08:00",
+            )
+        })
+        .collect();
+    orders.extend((3..=75).step_by(3).map(|i| {
+        order(
+            &format!("P{i}"),
+            &format!("C{i:04}"),
+            "2026-11-10T08:00:00+08:00",
+        )
+    }));
+    store
+        .upsert_orders(&orders, t("2026-11-10T00:00:00Z"))
+        .await
+        .unwrap();
+    segments(&store, "2026-11-20T09:00:00+08:00").await;
+    let tpl = templates();
+    let c = campaign(WINBACK, &tpl);
+    let now = "2026-11-20T10:30:00+08:00";
+    let report = run_at(&store, &c, &tpl, now, None).await;
+    let lapsed: Vec<String> = (1..=75)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("C{i:04}"))
+        .collect();
+    assert_eq!(report.candidates, 50, "{report:?}");
+    assert_eq!(report.written, 50, "{report:?}");
+    let mut got = recipients(&store, "winback").await;
+    got.sort();
+    assert_eq!(got, lapsed);
+    let messages = store.messages_for(Some("winback"), None).await.unwrap();
+    let coupons = store.coupons_for("winback").await.unwrap();
+    assert_eq!(coupons.len(), 50);
+    for m in &messages {
+        assert_eq!(
+            coupons.iter().filter(|c| c.message_id == m.id).count(),
+            1,
+            "one coupon for {}",
+            m.customer_id
+        );
+    }
+    let again = run_at(&store, &c, &tpl, now, None).await;
+    assert_eq!((again.candidates, again.written), (0, 0));
+}
+
 async fn a_new_order_rearms_the_win_back(store: SharedStore) {
     seed(&store, &[customer("C0001", "SH-001", None)]).await;
     store
@@ -634,6 +694,7 @@ async fn entering_a_segment_triggers_once_per_entry(store: SharedStore) {
 store_contract!(
     feb_29_gets_one_gift_a_year,
     reruns_and_concurrent_runs_never_duplicate,
+    a_run_over_many_searches_and_pages_writes_each_candidate_once,
     a_new_order_rearms_the_win_back,
     unreachable_customers_are_suppressed_with_a_reason_and_no_coupon,
     send_window_opens_at_eight,

@@ -1,13 +1,19 @@
 //! The page loop of a campaign run, shared by both backends.
 //!
 //! Three things happen at once: a task reads the next page of candidates,
-//! the planner decides the current page, and another task writes the page
+//! the planner decides the current page, and other tasks write the pages
 //! planned before it. Each page is still written in one transaction of its
-//! own (a coupon in the transaction of its message), and only the write
-//! holds one; the reads run outside any. The reader and the writer each have
-//! a connection when the pool allows two, and share one (taking turns)
-//! otherwise.
+//! own (a coupon in the transaction of its message), and only the writes
+//! hold one; the reads run outside any. Pages are disjoint sets of
+//! customers, so two writers never touch the same customer's rows.
+//!
+//! The reader and each writer have a connection of their own when the pool
+//! allows, and share one (taking turns) otherwise. SQLite writes one
+//! transaction at a time whatever the number of connections, so it has one
+//! writer; PostgreSQL has two, because a page's write costs the server more
+//! than reading and planning the next one.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,35 +30,112 @@ const CODE_ATTEMPTS: usize = 3;
 /// Pages read ahead of the planner.
 const READ_AHEAD: usize = 1;
 
-/// A pooled connection the reader and the writer of a run may share.
+/// A pooled connection the reader and the writers of a run may share.
 pub(crate) type SharedConn<DB> = Arc<Mutex<PoolConnection<DB>>>;
 
-/// The reader's connection (`first`, which holds the run's temporary
-/// tables) and the writer's: a second one from the pool when the run has
-/// more than one page to write and the pool allows two, else the same (a
-/// run of one page has nothing to overlap, and a new connection costs more
-/// than it would save).
-pub(crate) async fn run_connections<DB: Database>(
-    pool: &Pool<DB>,
-    first: PoolConnection<DB>,
-    pages_to_write: u64,
-) -> Result<(SharedConn<DB>, SharedConn<DB>), StoreError> {
-    let reader = Arc::new(Mutex::new(first));
-    let writer = if pages_to_write > 1 && pool.options().get_max_connections() >= 2 {
-        Arc::new(Mutex::new(pool.acquire().await?))
-    } else {
-        Arc::clone(&reader)
-    };
-    Ok((reader, writer))
+/// Finds a run's candidates among a range of customers.
+pub(crate) trait FindCandidates: Send {
+    /// The upper bound of the chunk of customers after id `lo`, or `None`
+    /// after the last customer.
+    fn next_bound(
+        &mut self,
+        lo: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Add the candidates among customers `(lo, hi]` to the run's
+    /// candidates; returns how many were added.
+    fn find(&mut self, lo: &str, hi: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// The pages a run writes: none for a preview.
-pub(crate) fn pages_to_write(write: bool, candidates: u64, batch_size: usize) -> u64 {
-    if write {
-        candidates.div_ceil(batch_size.max(1) as u64)
+/// How far a run has got in finding its candidates, a chunk of customers at
+/// a time (`campaigns_sql::candidate_chunk`), ahead of the page reader.
+#[derive(Debug, Default)]
+pub(crate) struct Search {
+    /// The last customer id searched.
+    lo: String,
+    /// Every customer has been searched.
+    done: bool,
+    /// Candidates found so far.
+    pub found: u64,
+    /// Candidates found and not yet read.
+    unread: u64,
+}
+
+impl Search {
+    /// Search until `want` candidates are waiting to be read, or every
+    /// customer has been searched.
+    pub async fn fill(
+        &mut self,
+        finder: &mut impl FindCandidates,
+        want: u64,
+    ) -> Result<(), StoreError> {
+        while !self.done && self.unread < want {
+            match finder.next_bound(&self.lo).await? {
+                None => self.done = true,
+                Some(hi) => {
+                    let n = finder.find(&self.lo, &hi).await?;
+                    self.found += n;
+                    self.unread += n;
+                    self.lo = hi;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` candidates were read.
+    pub fn read(&mut self, n: usize) {
+        self.unread = self.unread.saturating_sub(n as u64);
+    }
+
+    /// The pages the run will write, as far as known: exact once every
+    /// customer has been searched, else "more than one".
+    pub fn pages_to_write(&self, write: bool, batch_size: usize) -> u64 {
+        match (write, self.done) {
+            (false, _) => 0,
+            (true, true) => self.found.div_ceil(batch_size.max(1) as u64),
+            (true, false) => u64::MAX,
+        }
+    }
+}
+
+/// The connections of up to `writers` writers for a run whose reader has
+/// `reader` (which holds the run's temporary tables): more from the pool when
+/// the run has more than one page to write (a run of one page has nothing
+/// to overlap, and a new connection costs more than it would save). The
+/// first extra connection is waited for; further ones are taken only if the
+/// pool has them idle, so a busy daemon is never held up by them. Without an
+/// extra connection the one writer shares the reader's.
+pub(crate) async fn run_connections<DB: Database>(
+    pool: &Pool<DB>,
+    reader: &SharedConn<DB>,
+    pages_to_write: u64,
+    writers: usize,
+) -> Result<Vec<SharedConn<DB>>, StoreError> {
+    let max = pool.options().get_max_connections() as usize;
+    let wanted = if pages_to_write > 1 {
+        writers
+            .min(usize::try_from(pages_to_write).unwrap_or(usize::MAX))
+            .min(max.saturating_sub(1))
     } else {
         0
+    };
+    let mut conns = Vec::with_capacity(wanted.max(1));
+    for i in 0..wanted {
+        let conn = if i == 0 {
+            Some(pool.acquire().await?)
+        } else {
+            pool.try_acquire()
+        };
+        match conn {
+            Some(c) => conns.push(Arc::new(Mutex::new(c))),
+            None => break,
+        }
     }
+    if conns.is_empty() {
+        conns.push(Arc::clone(reader));
+    }
+    Ok(conns)
 }
 
 /// Reads a run's candidates a page at a time.
@@ -132,11 +215,12 @@ async fn settle<W: PageWriter>(
     }
 }
 
-/// Read, plan and (with a writer) write every page, overlapping the three;
-/// returns the reader once every page is written.
+/// Read, plan and (with writers) write every page, overlapping the three;
+/// returns the reader once every page is written. Pages are written by the
+/// next idle writer; when none is idle, the oldest write is waited for.
 pub(crate) async fn run_pages<R: PageReader, W: PageWriter>(
     reader: R,
-    writer: Option<W>,
+    writers: Vec<W>,
     sink: &mut dyn CandidateSink,
     totals: &mut WriteTotals,
 ) -> Result<R, StoreError> {
@@ -151,8 +235,9 @@ pub(crate) async fn run_pages<R: PageReader, W: PageWriter>(
             }
         }
     });
-    let mut idle = writer;
-    let mut busy: Option<InFlight<W>> = None;
+    let writing = !writers.is_empty();
+    let mut idle = writers;
+    let mut busy: VecDeque<InFlight<W>> = VecDeque::new();
     let mut outcome = Ok(());
     while let Some(next) = rx.recv().await {
         let page = match next {
@@ -163,25 +248,30 @@ pub(crate) async fn run_pages<R: PageReader, W: PageWriter>(
                 break;
             }
         };
-        // Planned while the previous page is written and the next one read.
+        // Planned while earlier pages are written and the next one read.
         let planned = sink.plan(&page);
-        if let Some(f) = busy.take() {
+        if !writing {
+            continue;
+        }
+        if idle.is_empty()
+            && let Some(f) = busy.pop_front()
+        {
             match settle(f, sink, totals).await {
-                Ok(w) => idle = Some(w),
+                Ok(w) => idle.push(w),
                 Err(e) => {
                     outcome = Err(e);
                     break;
                 }
             }
         }
-        if let Some(w) = idle.take() {
-            busy = Some(start(w, planned, page));
+        if let Some(w) = idle.pop() {
+            busy.push_back(start(w, planned, page));
         }
     }
-    if let Some(f) = busy.take() {
-        let last = settle(f, sink, totals).await;
+    while let Some(f) = busy.pop_front() {
+        let r = settle(f, sink, totals).await;
         if outcome.is_ok() {
-            outcome = last.map(drop);
+            outcome = r.map(drop);
         }
     }
     drop(rx);

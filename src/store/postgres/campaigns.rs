@@ -8,20 +8,27 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
+use tokio::sync::Mutex;
 
 use super::PgStore;
-use super::segments::load_calendar;
+use super::segments::{load_calendar, next_bound};
 use crate::campaigns::outbox::{
     Blocked, Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite,
     PlannedMessage, RunRecord, Selector, WriteTotals,
 };
-use crate::expr::{BindParams, Dialect};
+use crate::expr::{BindParams, Dialect, SqlParam};
 use crate::store::campaign_pages::{
-    PageReader, PageWriter, SharedConn, pages_to_write, run_connections, run_pages,
+    FindCandidates, PageReader, PageWriter, Search, SharedConn, run_connections, run_pages,
 };
 use crate::store::{StoreError, campaigns_sql};
 
 type Conn = PoolConnection<Postgres>;
+
+/// Writers of a run's pages, each on its own connection. Writing a page
+/// (messages, coupons and their indexes) costs the server more than reading
+/// the next one, so with one writer the reader and the planner waited for
+/// it; two keep both cores of a small server busy.
+const WRITERS: usize = 2;
 
 impl PgStore {
     pub(super) async fn plan_run(
@@ -34,36 +41,41 @@ impl PgStore {
         sqlx::query("SET jit = off").execute(&mut *conn).await?;
         load_calendar(&mut conn, &q.days, &q.birthdays).await?;
         load_due(&mut conn, q).await?;
-        let (sql, params) = campaigns_sql::select_candidates(q, Dialect::Postgres);
-        let candidates = sqlx::query(AssertSqlSafe(sql))
-            .bind_params(&params)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        sqlx::query("ANALYZE camp_cand").execute(&mut *conn).await?;
-        let mut totals = WriteTotals {
-            candidates,
-            ..WriteTotals::default()
-        };
-        let (reading, writing) = run_connections(
-            &self.pool,
-            conn,
-            pages_to_write(write, candidates, q.batch_size),
-        )
-        .await?;
-        let pages = Pages {
-            conn: reading,
+        let (find_sql, find_params) = campaigns_sql::select_candidates(q, Dialect::Postgres);
+        let mut pages = Pages {
+            conn: Arc::new(Mutex::new(conn)),
             sql: campaigns_sql::page(Dialect::Postgres),
             after: String::new(),
             cap_since: q.cap_since.timestamp_millis(),
             limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
             priority: i64::from(q.priority),
+            find_sql,
+            find_params,
+            search: Search::default(),
         };
-        let writer = write.then(|| Writes {
-            conn: writing,
-            query: Arc::new(q.clone()),
-        });
-        let pages = run_pages(pages, writer, sink, &mut totals).await?;
+        pages.fill().await?;
+        let writing = run_connections(
+            &self.pool,
+            &pages.conn,
+            pages.search.pages_to_write(write, q.batch_size),
+            WRITERS,
+        )
+        .await?;
+        let query = Arc::new(q.clone());
+        let writers = if write {
+            writing
+                .into_iter()
+                .map(|conn| Writes {
+                    conn,
+                    query: Arc::clone(&query),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut totals = WriteTotals::default();
+        let pages = run_pages(pages, writers, sink, &mut totals).await?;
+        totals.candidates = pages.search.found;
         let mut conn = pages.conn.lock().await;
         for sql in ["TRUNCATE camp_cand", "TRUNCATE camp_due"] {
             sqlx::query(sql).execute(&mut **conn).await?;
@@ -179,6 +191,16 @@ async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError>
     Ok(())
 }
 
+/// How a page is read: by the indexes, a customer at a time. A page is a
+/// few thousand ids out of a million customers, but the planner, costing
+/// random reads as if from disk, hashed the whole `customers` table for every
+/// page (60 of each page's 200 ms); and while its statistics still count
+/// `messages` empty (a new database, or during its first large run) it read
+/// that table by a sequential scan per candidate: one page took 9.5 s. The
+/// page's subqueries leave it one index for each lookup (see
+/// `campaigns_sql::page`).
+const PAGE_PLAN: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off";
+
 /// The run's candidates a page at a time, from the connection that holds
 /// `camp_cand`.
 struct Pages {
@@ -189,20 +211,68 @@ struct Pages {
     cap_since: i64,
     limit: i64,
     priority: i64,
+    /// The candidate search and its parameters (without the chunk's bounds).
+    find_sql: String,
+    find_params: Vec<SqlParam>,
+    search: Search,
+}
+
+impl Pages {
+    /// Find candidates until a page's worth is waiting (or none are left).
+    async fn fill(&mut self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().await;
+        let mut finder = Finder {
+            conn: &mut conn,
+            chunk: campaigns_sql::candidate_chunk(usize::try_from(self.limit).unwrap_or(1)),
+            sql: &self.find_sql,
+            params: &self.find_params,
+        };
+        let want = u64::try_from(self.limit).unwrap_or(1);
+        self.search.fill(&mut finder, want).await
+    }
+}
+
+/// Runs the candidate search on the reader's connection.
+struct Finder<'a> {
+    conn: &'a mut Conn,
+    chunk: usize,
+    sql: &'a str,
+    params: &'a [SqlParam],
+}
+
+impl FindCandidates for Finder<'_> {
+    async fn next_bound(&mut self, lo: &str) -> Result<Option<String>, StoreError> {
+        next_bound(self.conn, "customers", lo, self.chunk).await
+    }
+
+    async fn find(&mut self, lo: &str, hi: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(AssertSqlSafe(self.sql.to_owned()))
+            .bind_params(self.params)
+            .bind(lo)
+            .bind(hi)
+            .execute(&mut **self.conn)
+            .await?
+            .rows_affected())
+    }
 }
 
 impl PageReader for Pages {
     async fn next_page(&mut self) -> Result<Option<Vec<Candidate>>, StoreError> {
+        self.fill().await?;
         let mut conn = self.conn.lock().await;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(PAGE_PLAN).execute(&mut *tx).await?;
         let rows = sqlx::query(AssertSqlSafe(self.sql.clone()))
             .bind(self.cap_since)
             .bind(&self.after)
             .bind(self.limit)
             .bind(self.cap_since)
             .bind(self.priority)
-            .fetch_all(&mut **conn)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         drop(conn);
+        self.search.read(rows.len());
         let Some(last) = rows.last() else {
             return Ok(None);
         };

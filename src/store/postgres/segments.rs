@@ -246,7 +246,7 @@ pub(super) async fn load_calendar(
     Ok(())
 }
 
-async fn next_bound(
+pub(super) async fn next_bound(
     conn: &mut Conn,
     table: &str,
     lo: &str,

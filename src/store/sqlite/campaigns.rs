@@ -8,20 +8,24 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, Sqlite};
+use tokio::sync::Mutex;
 
-use super::segments::load_calendar;
+use super::segments::{load_calendar, next_bound};
 use super::{SqliteStore, from_ms, ms};
 use crate::campaigns::outbox::{
     Blocked, Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite,
     PlannedMessage, RunRecord, Selector, WriteTotals,
 };
-use crate::expr::{BindParams, Dialect};
+use crate::expr::{BindParams, Dialect, SqlParam};
 use crate::store::campaign_pages::{
-    PageReader, PageWriter, SharedConn, pages_to_write, run_connections, run_pages,
+    FindCandidates, PageReader, PageWriter, Search, SharedConn, run_connections, run_pages,
 };
 use crate::store::{StoreError, campaigns_sql};
 
 type Conn = PoolConnection<Sqlite>;
+
+/// Writers of a run's pages: SQLite commits one write transaction at a time.
+const WRITERS: usize = 1;
 
 /// Messages per multi-row INSERT (15 columns each).
 const MESSAGE_ROWS_PER_STATEMENT: usize = 200;
@@ -36,35 +40,42 @@ impl SqliteStore {
         let mut conn = self.pool.acquire().await?;
         load_calendar(&mut conn, &q.days, &q.birthdays).await?;
         load_due(&mut conn, q).await?;
-        let (sql, params) = campaigns_sql::select_candidates(q, Dialect::Sqlite);
-        let candidates = sqlx::query(AssertSqlSafe(sql))
-            .bind_params(&params)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        let mut totals = WriteTotals {
-            candidates,
-            ..WriteTotals::default()
-        };
-        let (reading, writing) = run_connections(
-            &self.pool,
-            conn,
-            pages_to_write(write, candidates, q.batch_size),
-        )
-        .await?;
-        let pages = Pages {
-            conn: reading,
+        let (find_sql, find_params) = campaigns_sql::select_candidates(q, Dialect::Sqlite);
+        let limit = i64::try_from(q.batch_size.max(1)).unwrap_or(1000);
+        let mut pages = Pages {
+            conn: Arc::new(Mutex::new(conn)),
             sql: campaigns_sql::page(Dialect::Sqlite),
             after: String::new(),
             cap_since: ms(q.cap_since),
-            limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
+            limit,
             priority: i64::from(q.priority),
+            find_sql,
+            find_params,
+            search: Search::default(),
         };
-        let writer = write.then(|| Writes {
-            conn: writing,
-            query: Arc::new(q.clone()),
-        });
-        let pages = run_pages(pages, writer, sink, &mut totals).await?;
+        pages.fill().await?;
+        let writing = run_connections(
+            &self.pool,
+            &pages.conn,
+            pages.search.pages_to_write(write, q.batch_size),
+            WRITERS,
+        )
+        .await?;
+        let query = Arc::new(q.clone());
+        let writers = if write {
+            writing
+                .into_iter()
+                .map(|conn| Writes {
+                    conn,
+                    query: Arc::clone(&query),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut totals = WriteTotals::default();
+        let pages = run_pages(pages, writers, sink, &mut totals).await?;
+        totals.candidates = pages.search.found;
         let mut conn = pages.conn.lock().await;
         for sql in ["DELETE FROM camp_cand", "DELETE FROM camp_due"] {
             sqlx::query(sql).execute(&mut **conn).await?;
@@ -183,10 +194,54 @@ struct Pages {
     cap_since: i64,
     limit: i64,
     priority: i64,
+    /// The candidate search and its parameters (without the chunk's bounds).
+    find_sql: String,
+    find_params: Vec<SqlParam>,
+    search: Search,
+}
+
+impl Pages {
+    /// Find candidates until a page's worth is waiting (or none are left).
+    async fn fill(&mut self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().await;
+        let mut finder = Finder {
+            conn: &mut conn,
+            chunk: campaigns_sql::candidate_chunk(usize::try_from(self.limit).unwrap_or(1)),
+            sql: &self.find_sql,
+            params: &self.find_params,
+        };
+        let want = u64::try_from(self.limit).unwrap_or(1);
+        self.search.fill(&mut finder, want).await
+    }
+}
+
+/// Runs the candidate search on the reader's connection.
+struct Finder<'a> {
+    conn: &'a mut Conn,
+    chunk: usize,
+    sql: &'a str,
+    params: &'a [SqlParam],
+}
+
+impl FindCandidates for Finder<'_> {
+    async fn next_bound(&mut self, lo: &str) -> Result<Option<String>, StoreError> {
+        next_bound(self.conn, "customers", lo, self.chunk).await
+    }
+
+    async fn find(&mut self, lo: &str, hi: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(AssertSqlSafe(self.sql.to_owned()))
+            .bind_params(self.params)
+            .bind(lo)
+            .bind(hi)
+            .execute(&mut **self.conn)
+            .await?
+            .rows_affected())
+    }
 }
 
 impl PageReader for Pages {
     async fn next_page(&mut self) -> Result<Option<Vec<Candidate>>, StoreError> {
+        self.fill().await?;
         let mut conn = self.conn.lock().await;
         let rows = sqlx::query(AssertSqlSafe(self.sql.clone()))
             .bind(self.cap_since)
@@ -197,6 +252,7 @@ impl PageReader for Pages {
             .fetch_all(&mut **conn)
             .await?;
         drop(conn);
+        self.search.read(rows.len());
         let Some(last) = rows.last() else {
             return Ok(None);
         };

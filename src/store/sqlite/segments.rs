@@ -239,7 +239,7 @@ pub(super) async fn load_calendar(
 
 /// Walk the ids of `table.column` (optionally filtered) in key order, `size`
 /// at a time: returns the upper bound of the batch after `lo`.
-async fn next_bound(
+pub(super) async fn next_bound(
     conn: &mut Conn,
     table: &str,
     lo: &str,
