@@ -388,6 +388,14 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin().await?;
+        if plan.mode == RecomputeMode::Incremental {
+            // A few thousand scattered customers: probe `customers` by its
+            // key. Costing random reads as if from disk, the planner hashed
+            // the whole table for every batch (140 of 490 ms).
+            sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+                .execute(&mut *tx)
+                .await?;
+        }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(plan.now)
             .bind(&lo)
