@@ -22,8 +22,11 @@ use sqlx::pool::{Pool, PoolConnection};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::StoreError;
-use crate::campaigns::outbox::{Candidate, CandidateSink, PageWrite, PlannedMessage, WriteTotals};
+use super::{StoreError, campaigns_sql};
+use crate::campaigns::outbox::{
+    Candidate, CandidateQuery, CandidateSink, PageWrite, PlannedMessage, WriteTotals,
+};
+use crate::expr::SqlParam;
 
 /// Attempts at a page whose random coupon codes collided with existing ones.
 const CODE_ATTEMPTS: usize = 3;
@@ -33,24 +36,39 @@ const READ_AHEAD: usize = 1;
 /// A pooled connection the reader and the writers of a run may share.
 pub(crate) type SharedConn<DB> = Arc<Mutex<PoolConnection<DB>>>;
 
-/// Finds a run's candidates among a range of customers.
+/// The candidate search on a backend's connection.
 pub(crate) trait FindCandidates: Send {
-    /// The upper bound of the chunk of customers after id `lo`, or `None`
-    /// after the last customer.
+    /// The upper bound of the next `size` customer ids after `lo`, or
+    /// `None` after the last customer.
     fn next_bound(
         &mut self,
         lo: &str,
+        size: usize,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Add the candidates among customers `(lo, hi]` to the run's
+    /// Run the candidate search `sql` (its `params`, then `lo` and `hi`),
+    /// which adds the candidates among customers `(lo, hi]` to the run's
     /// candidates; returns how many were added.
-    fn find(&mut self, lo: &str, hi: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn find(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+        lo: &str,
+        hi: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// How far a run has got in finding its candidates, a chunk of customers at
-/// a time (`campaigns_sql::candidate_chunk`), ahead of the page reader.
-#[derive(Debug, Default)]
+/// A run's candidate search, a chunk of customers at a time
+/// (`campaigns_sql::candidate_chunk`), kept a page ahead of the reader.
+#[derive(Debug)]
 pub(crate) struct Search {
+    /// The statement and its parameters, without the chunk's bounds
+    /// (`campaigns_sql::select_candidates`).
+    sql: String,
+    params: Vec<SqlParam>,
+    /// Customers per chunk, and candidates per page.
+    chunk: usize,
+    page: u64,
     /// The last customer id searched.
     lo: String,
     /// Every customer has been searched.
@@ -62,18 +80,27 @@ pub(crate) struct Search {
 }
 
 impl Search {
-    /// Search until `want` candidates are waiting to be read, or every
-    /// customer has been searched.
-    pub async fn fill(
-        &mut self,
-        finder: &mut impl FindCandidates,
-        want: u64,
-    ) -> Result<(), StoreError> {
-        while !self.done && self.unread < want {
-            match finder.next_bound(&self.lo).await? {
+    pub fn new((sql, params): (String, Vec<SqlParam>), batch_size: usize) -> Self {
+        Self {
+            sql,
+            params,
+            chunk: campaigns_sql::candidate_chunk(batch_size),
+            page: batch_size.max(1) as u64,
+            lo: String::new(),
+            done: false,
+            found: 0,
+            unread: 0,
+        }
+    }
+
+    /// Search until a page's worth of candidates is waiting to be read, or
+    /// every customer has been searched.
+    pub async fn fill(&mut self, conn: &mut impl FindCandidates) -> Result<(), StoreError> {
+        while !self.done && self.unread < self.page {
+            match conn.next_bound(&self.lo, self.chunk).await? {
                 None => self.done = true,
                 Some(hi) => {
-                    let n = finder.find(&self.lo, &hi).await?;
+                    let n = conn.find(&self.sql, &self.params, &self.lo, &hi).await?;
                     self.found += n;
                     self.unread += n;
                     self.lo = hi;
@@ -90,10 +117,10 @@ impl Search {
 
     /// The pages the run will write, as far as known: exact once every
     /// customer has been searched, else "more than one".
-    pub fn pages_to_write(&self, write: bool, batch_size: usize) -> u64 {
+    pub fn pages_to_write(&self, write: bool) -> u64 {
         match (write, self.done) {
             (false, _) => 0,
-            (true, true) => self.found.div_ceil(batch_size.max(1) as u64),
+            (true, true) => self.found.div_ceil(self.page),
             (true, false) => u64::MAX,
         }
     }
@@ -136,6 +163,32 @@ pub(crate) async fn run_connections<DB: Database>(
         conns.push(Arc::clone(reader));
     }
     Ok(conns)
+}
+
+/// A writer of a run's pages: its connection and the run's query. Each
+/// backend writes a page its own way (`PageWriter`).
+pub(crate) struct Writes<DB: Database> {
+    pub conn: SharedConn<DB>,
+    pub query: Arc<CandidateQuery>,
+}
+
+/// The run's writers, one per connection: none for a preview.
+pub(crate) fn page_writers<DB: Database>(
+    write: bool,
+    conns: Vec<SharedConn<DB>>,
+    q: &CandidateQuery,
+) -> Vec<Writes<DB>> {
+    if !write {
+        return Vec::new();
+    }
+    let query = Arc::new(q.clone());
+    conns
+        .into_iter()
+        .map(|conn| Writes {
+            conn,
+            query: Arc::clone(&query),
+        })
+        .collect()
 }
 
 /// Reads a run's candidates a page at a time.

@@ -10,15 +10,16 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 use tokio::sync::Mutex;
 
-use super::PgStore;
 use super::segments::{load_calendar, next_bound};
+use super::{PgStore, probe_by_key};
 use crate::campaigns::outbox::{
     Blocked, Candidate, CandidateQuery, CandidateSink, CouponRow, MessageRow, PageWrite,
     PlannedMessage, RunRecord, Selector, WriteTotals,
 };
 use crate::expr::{BindParams, Dialect, SqlParam};
 use crate::store::campaign_pages::{
-    FindCandidates, PageReader, PageWriter, Search, SharedConn, run_connections, run_pages,
+    FindCandidates, PageReader, PageWriter, Search, SharedConn, Writes, page_writers,
+    run_connections, run_pages,
 };
 use crate::store::{StoreError, campaigns_sql};
 
@@ -41,7 +42,6 @@ impl PgStore {
         sqlx::query("SET jit = off").execute(&mut *conn).await?;
         load_calendar(&mut conn, &q.days, &q.birthdays).await?;
         load_due(&mut conn, q).await?;
-        let (find_sql, find_params) = campaigns_sql::select_candidates(q, Dialect::Postgres);
         let mut pages = Pages {
             conn: Arc::new(Mutex::new(conn)),
             sql: campaigns_sql::page(Dialect::Postgres),
@@ -49,30 +49,20 @@ impl PgStore {
             cap_since: q.cap_since.timestamp_millis(),
             limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
             priority: i64::from(q.priority),
-            find_sql,
-            find_params,
-            search: Search::default(),
+            search: Search::new(
+                campaigns_sql::select_candidates(q, Dialect::Postgres),
+                q.batch_size,
+            ),
         };
         pages.fill().await?;
         let writing = run_connections(
             &self.pool,
             &pages.conn,
-            pages.search.pages_to_write(write, q.batch_size),
+            pages.search.pages_to_write(write),
             WRITERS,
         )
         .await?;
-        let query = Arc::new(q.clone());
-        let writers = if write {
-            writing
-                .into_iter()
-                .map(|conn| Writes {
-                    conn,
-                    query: Arc::clone(&query),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let writers = page_writers(write, writing, q);
         let mut totals = WriteTotals::default();
         let pages = run_pages(pages, writers, sink, &mut totals).await?;
         totals.candidates = pages.search.found;
@@ -191,15 +181,12 @@ async fn load_due(conn: &mut Conn, q: &CandidateQuery) -> Result<(), StoreError>
     Ok(())
 }
 
-/// How a page is read: by the indexes, a customer at a time. A page is a
-/// few thousand ids out of a million customers, but the planner, costing
-/// random reads as if from disk, hashed the whole `customers` table for every
-/// page (60 of each page's 200 ms); and while its statistics still count
-/// `messages` empty (a new database, or during its first large run) it read
-/// that table by a sequential scan per candidate: one page took 9.5 s. The
-/// page's subqueries leave it one index for each lookup (see
-/// `campaigns_sql::page`).
-const PAGE_PLAN: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off";
+/// How a page is read, besides key look-ups ([`probe_by_key`]): while its
+/// statistics still count `messages` empty (a new database, or during its
+/// first large run) PostgreSQL read that table by a sequential scan per
+/// candidate (one page took 9.5 s). The page's subqueries leave it one index
+/// for each lookup (see `campaigns_sql::page`).
+const NO_SEQSCAN: &str = "SET LOCAL enable_seqscan = off";
 
 /// The run's candidates a page at a time, from the connection that holds
 /// `camp_cand`.
@@ -211,9 +198,7 @@ struct Pages {
     cap_since: i64,
     limit: i64,
     priority: i64,
-    /// The candidate search and its parameters (without the chunk's bounds).
-    find_sql: String,
-    find_params: Vec<SqlParam>,
+    /// The candidate search, kept a page ahead of the reads.
     search: Search,
 }
 
@@ -221,36 +206,27 @@ impl Pages {
     /// Find candidates until a page's worth is waiting (or none are left).
     async fn fill(&mut self) -> Result<(), StoreError> {
         let mut conn = self.conn.lock().await;
-        let mut finder = Finder {
-            conn: &mut conn,
-            chunk: campaigns_sql::candidate_chunk(usize::try_from(self.limit).unwrap_or(1)),
-            sql: &self.find_sql,
-            params: &self.find_params,
-        };
-        let want = u64::try_from(self.limit).unwrap_or(1);
-        self.search.fill(&mut finder, want).await
+        self.search.fill(&mut *conn).await
     }
 }
 
-/// Runs the candidate search on the reader's connection.
-struct Finder<'a> {
-    conn: &'a mut Conn,
-    chunk: usize,
-    sql: &'a str,
-    params: &'a [SqlParam],
-}
-
-impl FindCandidates for Finder<'_> {
-    async fn next_bound(&mut self, lo: &str) -> Result<Option<String>, StoreError> {
-        next_bound(self.conn, "customers", lo, self.chunk).await
+impl FindCandidates for Conn {
+    async fn next_bound(&mut self, lo: &str, size: usize) -> Result<Option<String>, StoreError> {
+        next_bound(self, "customers", lo, size).await
     }
 
-    async fn find(&mut self, lo: &str, hi: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(AssertSqlSafe(self.sql.to_owned()))
-            .bind_params(self.params)
+    async fn find(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+        lo: &str,
+        hi: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .bind_params(params)
             .bind(lo)
             .bind(hi)
-            .execute(&mut **self.conn)
+            .execute(&mut **self)
             .await?
             .rows_affected())
     }
@@ -261,7 +237,8 @@ impl PageReader for Pages {
         self.fill().await?;
         let mut conn = self.conn.lock().await;
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(PAGE_PLAN).execute(&mut *tx).await?;
+        probe_by_key(&mut tx).await?;
+        sqlx::query(NO_SEQSCAN).execute(&mut *tx).await?;
         let rows = sqlx::query(AssertSqlSafe(self.sql.clone()))
             .bind(self.cap_since)
             .bind(&self.after)
@@ -284,13 +261,7 @@ impl PageReader for Pages {
     }
 }
 
-/// Writes the run's pages.
-struct Writes {
-    conn: SharedConn<Postgres>,
-    query: Arc<CandidateQuery>,
-}
-
-impl PageWriter for Writes {
+impl PageWriter for Writes<Postgres> {
     async fn write_page(&mut self, planned: &[PlannedMessage]) -> Result<PageWrite, StoreError> {
         let mut conn = self.conn.lock().await;
         write_page(&mut conn, &self.query, planned).await

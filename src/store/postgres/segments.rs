@@ -5,7 +5,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 
-use super::PgStore;
+use super::{PgStore, probe_by_key};
 use crate::domain::CustomerId;
 use crate::expr::{BindParams, Dialect, Placeholders};
 use crate::segments::attributes::{
@@ -389,12 +389,8 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin().await?;
         if plan.mode == RecomputeMode::Incremental {
-            // A few thousand scattered customers: probe `customers` by its
-            // key. Costing random reads as if from disk, the planner hashed
-            // the whole table for every batch (140 of 490 ms).
-            sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-                .execute(&mut *tx)
-                .await?;
+            // A few thousand scattered customers.
+            probe_by_key(&mut tx).await?;
         }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(plan.now)

@@ -18,7 +18,8 @@ use crate::campaigns::outbox::{
 };
 use crate::expr::{BindParams, Dialect, SqlParam};
 use crate::store::campaign_pages::{
-    FindCandidates, PageReader, PageWriter, Search, SharedConn, run_connections, run_pages,
+    FindCandidates, PageReader, PageWriter, Search, SharedConn, Writes, page_writers,
+    run_connections, run_pages,
 };
 use crate::store::{StoreError, campaigns_sql};
 
@@ -40,39 +41,27 @@ impl SqliteStore {
         let mut conn = self.pool.acquire().await?;
         load_calendar(&mut conn, &q.days, &q.birthdays).await?;
         load_due(&mut conn, q).await?;
-        let (find_sql, find_params) = campaigns_sql::select_candidates(q, Dialect::Sqlite);
-        let limit = i64::try_from(q.batch_size.max(1)).unwrap_or(1000);
         let mut pages = Pages {
             conn: Arc::new(Mutex::new(conn)),
             sql: campaigns_sql::page(Dialect::Sqlite),
             after: String::new(),
             cap_since: ms(q.cap_since),
-            limit,
+            limit: i64::try_from(q.batch_size.max(1)).unwrap_or(1000),
             priority: i64::from(q.priority),
-            find_sql,
-            find_params,
-            search: Search::default(),
+            search: Search::new(
+                campaigns_sql::select_candidates(q, Dialect::Sqlite),
+                q.batch_size,
+            ),
         };
         pages.fill().await?;
         let writing = run_connections(
             &self.pool,
             &pages.conn,
-            pages.search.pages_to_write(write, q.batch_size),
+            pages.search.pages_to_write(write),
             WRITERS,
         )
         .await?;
-        let query = Arc::new(q.clone());
-        let writers = if write {
-            writing
-                .into_iter()
-                .map(|conn| Writes {
-                    conn,
-                    query: Arc::clone(&query),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let writers = page_writers(write, writing, q);
         let mut totals = WriteTotals::default();
         let pages = run_pages(pages, writers, sink, &mut totals).await?;
         totals.candidates = pages.search.found;
@@ -194,9 +183,7 @@ struct Pages {
     cap_since: i64,
     limit: i64,
     priority: i64,
-    /// The candidate search and its parameters (without the chunk's bounds).
-    find_sql: String,
-    find_params: Vec<SqlParam>,
+    /// The candidate search, kept a page ahead of the reads.
     search: Search,
 }
 
@@ -204,36 +191,27 @@ impl Pages {
     /// Find candidates until a page's worth is waiting (or none are left).
     async fn fill(&mut self) -> Result<(), StoreError> {
         let mut conn = self.conn.lock().await;
-        let mut finder = Finder {
-            conn: &mut conn,
-            chunk: campaigns_sql::candidate_chunk(usize::try_from(self.limit).unwrap_or(1)),
-            sql: &self.find_sql,
-            params: &self.find_params,
-        };
-        let want = u64::try_from(self.limit).unwrap_or(1);
-        self.search.fill(&mut finder, want).await
+        self.search.fill(&mut *conn).await
     }
 }
 
-/// Runs the candidate search on the reader's connection.
-struct Finder<'a> {
-    conn: &'a mut Conn,
-    chunk: usize,
-    sql: &'a str,
-    params: &'a [SqlParam],
-}
-
-impl FindCandidates for Finder<'_> {
-    async fn next_bound(&mut self, lo: &str) -> Result<Option<String>, StoreError> {
-        next_bound(self.conn, "customers", lo, self.chunk).await
+impl FindCandidates for Conn {
+    async fn next_bound(&mut self, lo: &str, size: usize) -> Result<Option<String>, StoreError> {
+        next_bound(self, "customers", lo, size).await
     }
 
-    async fn find(&mut self, lo: &str, hi: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(AssertSqlSafe(self.sql.to_owned()))
-            .bind_params(self.params)
+    async fn find(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+        lo: &str,
+        hi: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .bind_params(params)
             .bind(lo)
             .bind(hi)
-            .execute(&mut **self.conn)
+            .execute(&mut **self)
             .await?
             .rows_affected())
     }
@@ -264,13 +242,7 @@ impl PageReader for Pages {
     }
 }
 
-/// Writes the run's pages.
-struct Writes {
-    conn: SharedConn<Sqlite>,
-    query: Arc<CandidateQuery>,
-}
-
-impl PageWriter for Writes {
+impl PageWriter for Writes<Sqlite> {
     async fn write_page(&mut self, planned: &[PlannedMessage]) -> Result<PageWrite, StoreError> {
         let mut conn = self.conn.lock().await;
         write_page(&mut conn, &self.query, planned).await
