@@ -83,12 +83,15 @@ async fn feb_29_gets_one_gift_a_year(store: SharedStore) {
     assert_eq!(store.coupons_for("bday").await.unwrap().len(), 4);
 }
 
-async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
-    let customers: Vec<Customer> = (1..=7)
+/// Customers C0001..=C`n` of SH-001 who ordered on 1 October; those for
+/// whom `came_back` holds ordered again on 10 November. The segments job
+/// ran on 20 November at 09:00, when the others had lapsed.
+async fn lapse_shop(store: &SharedStore, n: u32, came_back: impl Fn(u32) -> bool) {
+    let customers: Vec<Customer> = (1..=n)
         .map(|i| customer(&format!("C{i:04}"), "SH-001", None))
         .collect();
-    seed(&store, &customers).await;
-    let orders: Vec<Order> = (1..=7)
+    seed(store, &customers).await;
+    let mut orders: Vec<Order> = (1..=n)
         .map(|i| {
             order(
                 &format!("O{i}"),
@@ -97,11 +100,22 @@ async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
             )
         })
         .collect();
+    orders.extend((1..=n).filter(|&i| came_back(i)).map(|i| {
+        order(
+            &format!("P{i}"),
+            &format!("C{i:04}"),
+            "2026-11-10T08:00:00+08:00",
+        )
+    }));
     store
-        .upsert_orders(&orders, t("2026-10-01T00:00:00Z"))
+        .upsert_orders(&orders, t("2026-11-10T00:00:00Z"))
         .await
         .unwrap();
-    segments(&store, "2026-11-20T09:00:00+08:00").await;
+    segments(store, "2026-11-20T09:00:00+08:00").await;
+}
+
+async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
+    lapse_shop(&store, 7, |_| false).await;
     let tpl = templates();
     let c = campaign(WINBACK, &tpl);
     let now = "2026-11-20T10:30:00+08:00";
@@ -134,33 +148,8 @@ async fn reruns_and_concurrent_runs_never_duplicate(store: SharedStore) {
 /// written by up to two writers at once on PostgreSQL, the first pages
 /// before the last customers have been searched.
 async fn a_run_over_many_searches_and_pages_writes_each_candidate_once(store: SharedStore) {
-    let customers: Vec<Customer> = (1..=75)
-        .map(|i| customer(&format!("C{i:04}"), "SH-001", None))
-        .collect();
-    seed(&store, &customers).await;
-    // Every customer ordered on 1 October; every third one came back on
-    // 10 November and has not lapsed.
-    let mut orders: Vec<Order> = (1..=75)
-        .map(|i| {
-            order(
-                &format!("O{i}"),
-                &format!("C{i:04}"),
-                "2026-10-01T08:00:00+08:00",
-            )
-        })
-        .collect();
-    orders.extend((3..=75).step_by(3).map(|i| {
-        order(
-            &format!("P{i}"),
-            &format!("C{i:04}"),
-            "2026-11-10T08:00:00+08:00",
-        )
-    }));
-    store
-        .upsert_orders(&orders, t("2026-11-10T00:00:00Z"))
-        .await
-        .unwrap();
-    segments(&store, "2026-11-20T09:00:00+08:00").await;
+    // Every third customer came back and has not lapsed.
+    lapse_shop(&store, 75, |i| i % 3 == 0).await;
     let tpl = templates();
     let c = campaign(WINBACK, &tpl);
     let now = "2026-11-20T10:30:00+08:00";

@@ -433,14 +433,21 @@ fn with_repo_campaigns(dir: &Path) {
     }
 }
 
+/// A folder with the repository's campaigns and templates and the demo shop
+/// seeded at `now`.
+fn demo_shop_with_repo_campaigns(now: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    with_repo_campaigns(tmp.path());
+    let (code, _, err) = run(outreach(tmp.path()).args(["demo", "--seed-only", "--now", now]));
+    assert_eq!(code, 0, "{err}");
+    tmp
+}
+
 #[test]
 fn campaigns_check_preview_and_run_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    with_repo_campaigns(dir);
     let now = "2026-11-20T10:30:00+08:00";
-    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
-    assert_eq!(code, 0, "{err}");
+    let tmp = demo_shop_with_repo_campaigns(now);
+    let dir = tmp.path();
     let (code, out, err) = run(outreach(dir).args(["campaigns", "check"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -581,15 +588,12 @@ async fn start_up_refuses_an_unreachable_database_and_a_newer_schema() {
 
 #[test]
 fn run_once_runs_each_due_tick_then_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    with_repo_campaigns(dir);
     // 10:40 on the 8th: the segments tick of 03:00, housekeeping of 04:30,
     // and the 10:00 / 10:30 campaign ticks (birthday, member day, win-back)
     // are due.
     let now = "2026-12-08T10:40:00+08:00";
-    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
-    assert_eq!(code, 0, "{err}");
+    let tmp = demo_shop_with_repo_campaigns(now);
+    let dir = tmp.path();
     let once = ["run", "--once", "--now", now, "--format", "json"];
     let (code, out, err) = run(outreach(dir).args(once));
     assert_eq!(code, 0, "{err}");
@@ -631,12 +635,9 @@ fn run_once_runs_each_due_tick_then_nothing() {
 /// exits at once (130), even with that send still hanging.
 #[test]
 fn a_second_signal_exits_at_once_while_a_send_hangs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    with_repo_campaigns(dir);
     let now = "2026-12-08T10:40:00+08:00";
-    let (code, _, err) = run(outreach(dir).args(["demo", "--seed-only", "--now", now]));
-    assert_eq!(code, 0, "{err}");
+    let tmp = demo_shop_with_repo_campaigns(now);
+    let dir = tmp.path();
     // An SMS provider that accepts connections and never answers.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hole_port = hole.local_addr().unwrap().port();

@@ -164,6 +164,27 @@ async fn upserting_again_changes_nothing_and_updates_what_changed(store: SharedS
     assert_eq!(store.counts().await.unwrap().customers, 4);
 }
 
+/// An import batch looks up its distinct customers: every order of an
+/// unknown customer is refused, wherever it stands in the batch.
+async fn every_order_of_an_unknown_customer_is_refused(store: SharedStore) {
+    with_stores(&store).await;
+    let s = stores();
+    store
+        .upsert_customers(&[customer("C1"), customer("C2")], Utc::now())
+        .await
+        .unwrap();
+    let batch = vec![
+        order("O1", "GHOST", &s[0], "2026-03-01T07:45:00+08:00", "12.50"),
+        order("O2", "C1", &s[0], "2026-03-01T08:00:00+08:00", "8"),
+        order("O3", "GHOST", &s[0], "2026-03-02T08:00:00+08:00", "9"),
+        order("O4", "C2", &s[0], "2026-03-02T09:00:00+08:00", "10"),
+        order("O5", "SPECTRE", &s[0], "2026-03-03T08:00:00+08:00", "11"),
+    ];
+    let outcome = store.upsert_orders(&batch, Utc::now()).await.unwrap();
+    assert_eq!(outcome.unknown_customers, vec![0, 2, 4]);
+    assert_eq!(outcome.counts.inserted, 2);
+}
+
 async fn orders_of_unknown_customers_are_refused_and_reported(store: SharedStore) {
     with_stores(&store).await;
     let s = stores();
@@ -292,6 +313,7 @@ store_contract!(
     customers_round_trip_every_field,
     upserting_again_changes_nothing_and_updates_what_changed,
     orders_of_unknown_customers_are_refused_and_reported,
+    every_order_of_an_unknown_customer_is_refused,
     large_batches_span_many_statements,
     meta_values_are_kept_and_replaced,
     opt_outs_are_recorded_once,

@@ -413,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn a_candidates_messages_are_looked_up_by_the_customer_alone() {
+        // The recent messages and the rival: on PostgreSQL the subquery that
+        // reads `messages` tests only the customer, behind a fence, so the
+        // time and status tests cannot steer it to another index.
+        let pg = page(Dialect::Postgres);
+        assert_eq!(
+            pg.matches("FROM messages WHERE customer_id = c.id OFFSET 0) m")
+                .count(),
+            2,
+            "{pg}"
+        );
+        let sqlite = page(Dialect::Sqlite);
+        assert_eq!(
+            sqlite
+                .matches("FROM messages WHERE customer_id = c.id) m")
+                .count(),
+            2,
+            "{sqlite}"
+        );
+    }
+
+    #[test]
     fn lapse_bounds_span_every_store_key() {
         let mut ph = Placeholders::new();
         let rows = [
