@@ -373,7 +373,7 @@ async fn snapshot_in(store: &SharedStore, dir: &Path, ids: &[String], now: &str)
 async fn incremental_and_full_give_identical_results(store: SharedStore) {
     let sh = ten_buyers(&store).await;
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
-    ids.extend(["N1".into(), "N2".into(), "L1".into()]);
+    ids.extend(["N1".into(), "N2".into(), "L1".into(), "N3".into()]);
     store
         .upsert_customers(
             &[customer("L1", "SH-001", "2024-01-01T00:00:00+08:00")],
@@ -427,6 +427,16 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
             .map(|(k, (c, at, y))| order(&format!("new-{step}-{k}"), c, &sh, at, y))
             .collect();
         store.upsert_orders(&orders, t(now)).await.unwrap();
+        if step == 1 {
+            // A new customer without orders: the incremental run must find her.
+            store
+                .upsert_customers(
+                    &[customer("N3", "SH-001", "2026-11-24T08:00:00+08:00")],
+                    t(now),
+                )
+                .await
+                .unwrap();
+        }
         if step == 2 {
             // A tag and a birthday change: custom segments must follow.
             let mut n2 = customer("N2", "SH-001", "2026-11-20T09:00:00+08:00");
@@ -437,7 +447,10 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         let inc = run_in(&store, dir, now, RecomputeMode::Incremental).await;
         assert_eq!(inc.mode, RecomputeMode::Incremental, "step {step}");
         if step == 1 {
-            assert_eq!(inc.outcome.recomputed, 1, "only C05 has a new order");
+            assert_eq!(
+                inc.outcome.recomputed, 2,
+                "only C05 has a new order, and N3 is new"
+            );
         }
         let after_incremental = snapshot_in(&store, dir, &ids, now).await;
         let full = run_in(&store, dir, now, RecomputeMode::Full).await;

@@ -185,6 +185,70 @@ async fn every_order_of_an_unknown_customer_is_refused(store: SharedStore) {
     assert_eq!(outcome.counts.inserted, 2);
 }
 
+/// A batch of new orders is written in bulk, a batch with stored orders is
+/// upserted; whichever way a batch goes, new orders behind stored ones are
+/// inserted, changed ones updated, and the batches after it are whole.
+async fn batches_mixing_new_and_stored_orders_lose_nothing(store: SharedStore) {
+    with_stores(&store).await;
+    let s = stores();
+    store
+        .upsert_customers(&[customer("C1"), customer("C2")], Utc::now())
+        .await
+        .unwrap();
+    let first = vec![
+        order("O1", "C1", &s[0], "2026-03-01T07:45:00+08:00", "12.50"),
+        order("O2", "C2", &s[0], "2026-03-01T08:00:00+08:00", "8"),
+    ];
+    let c = store
+        .upsert_orders(&first, Utc::now())
+        .await
+        .unwrap()
+        .counts;
+    assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0));
+    let mixed = vec![
+        first[0].clone(),
+        order("O2", "C2", &s[0], "2026-03-01T08:00:00+08:00", "9"),
+        order("O3", "C1", &s[0], "2026-03-02T08:00:00+08:00", "10"),
+    ];
+    let c = store
+        .upsert_orders(&mixed, Utc::now())
+        .await
+        .unwrap()
+        .counts;
+    assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1));
+    for n in 0..20 {
+        let batch = vec![
+            order(
+                &format!("N{n}-1"),
+                "C1",
+                &s[0],
+                "2026-03-03T08:00:00+08:00",
+                "5",
+            ),
+            order(
+                &format!("N{n}-2"),
+                "C2",
+                &s[0],
+                "2026-03-03T09:00:00+08:00",
+                "6",
+            ),
+        ];
+        let c = store
+            .upsert_orders(&batch, Utc::now())
+            .await
+            .unwrap()
+            .counts;
+        assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0), "batch {n}");
+    }
+    assert_eq!(store.counts().await.unwrap().orders, 43);
+    let c2 = store
+        .orders_of(&CustomerId::parse("C2").unwrap())
+        .await
+        .unwrap();
+    let o2 = c2.iter().find(|o| o.id.as_str() == "O2").unwrap();
+    assert_eq!(o2.amount.fen(), 900);
+}
+
 async fn orders_of_unknown_customers_are_refused_and_reported(store: SharedStore) {
     with_stores(&store).await;
     let s = stores();
@@ -314,6 +378,7 @@ store_contract!(
     upserting_again_changes_nothing_and_updates_what_changed,
     orders_of_unknown_customers_are_refused_and_reported,
     every_order_of_an_unknown_customer_is_refused,
+    batches_mixing_new_and_stored_orders_lose_nothing,
     large_batches_span_many_statements,
     meta_values_are_kept_and_replaced,
     opt_outs_are_recorded_once,

@@ -234,7 +234,7 @@ enum Note {
 }
 
 /// A type that can be upserted in batches.
-trait Importable: Send + Sized + 'static {
+trait Importable: Send + Sync + Sized + 'static {
     fn id(&self) -> &str;
     /// What picks the writer lane: rows with the same key are written in
     /// file order by one lane.
@@ -421,20 +421,29 @@ async fn run<T: Importable>(
     let mut lane_txs = Vec::with_capacity(lanes);
     let mut lane_tasks = Vec::with_capacity(lanes);
     let (reject_tx, mut reject_rx) = mpsc::unbounded_channel::<Note>();
+    // Written batches go back to the parser, which empties and refills them:
+    // their rows are freed by the thread that allocated them (glibc frees
+    // across threads slowly, and showed up as a third of an import's CPU),
+    // and their vectors keep their capacity.
+    let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Batch<T>>();
     for _ in 0..lanes {
-        let (tx, mut rx) = mpsc::channel::<Batch<T>>(2);
+        // One batch waiting per lane is enough: the parser fills one much faster
+        // than a lane writes one, and every batch held costs memory.
+        let (tx, mut rx) = mpsc::channel::<Batch<T>>(1);
         lane_txs.push(tx);
         let store = store.clone();
         let rejects = reject_tx.clone();
         let bar = bar.clone();
         let progress = progress.clone();
+        let spent = spent_tx.clone();
         lane_tasks.push(tokio::spawn(async move {
             let mut counts = UpsertCounts::default();
             let mut coupons = CouponTally::default();
             while let Some(batch) = rx.recv().await {
-                let (c, k) = write_batch(&store, batch, now, &rejects).await?;
+                let (c, k) = write_batch(&store, &batch, now, &rejects).await?;
                 counts += c;
                 coupons += k;
+                let _ = spent.send(batch);
                 if let Some(bar) = &bar {
                     bar.set_position(progress.load(Ordering::Relaxed));
                 }
@@ -442,21 +451,36 @@ async fn run<T: Importable>(
             Ok::<_, StoreError>((counts, coupons))
         }));
     }
+    drop(spent_tx);
     let parser_rejects = reject_tx;
     let parser = std::thread::spawn(move || -> Result<(RowSource, u64, u64), ImportError> {
         let mut rows = 0u64;
         let mut superseded = 0u64;
-        let new_batch = || Batch {
-            items: Vec::with_capacity(batch_size),
-            lines: Vec::with_capacity(batch_size),
+        // Emptied batches, ready to refill.
+        let mut free: Vec<Batch<T>> = Vec::new();
+        let mut new_batch = || {
+            // Empty every written batch now, not when it is refilled: its
+            // rows would otherwise stay in memory until then.
+            free.extend(spent_rx.try_iter().map(|mut spent| {
+                spent.items.clear();
+                spent.lines.clear();
+                spent
+            }));
+            free.pop().unwrap_or_else(|| Batch {
+                items: Vec::with_capacity(batch_size),
+                lines: Vec::with_capacity(batch_size),
+            })
         };
         let mut batches: Vec<Batch<T>> = (0..lanes).map(|_| new_batch()).collect();
-        let mut seen: Vec<HashMap<String, usize>> = (0..lanes)
-            .map(|_| HashMap::with_capacity(batch_size))
+        // Each lane's ids in its current batch, as indexes into the batch.
+        use std::hash::BuildHasher;
+        let ids = hashbrown::DefaultHashBuilder::default();
+        let mut seen: Vec<hashbrown::HashTable<usize>> = (0..lanes)
+            .map(|_| hashbrown::HashTable::with_capacity(batch_size))
             .collect();
         while let Some(row) = source.next_row()? {
             rows += 1;
-            let parsed = row.and_then(|r| T::parse(&r, &columns, &ctx).map(|v| (r.line, v)));
+            let parsed = row.and_then(|r| T::parse(r, &columns, &ctx).map(|v| (r.line, v)));
             let (line, item) = match parsed {
                 Ok(ok) => ok,
                 Err(e) => {
@@ -469,14 +493,20 @@ async fn run<T: Importable>(
             let lane = lane_of(item.lane_key(), lanes);
             let batch = &mut batches[lane];
             // The same id twice in one batch: the later row replaces the earlier.
-            if let Some(&at) = seen[lane].get(item.id()) {
-                batch.items[at] = item;
-                batch.lines[at] = line;
-                superseded += 1;
-            } else {
-                seen[lane].insert(item.id().to_owned(), batch.items.len());
-                batch.items.push(item);
-                batch.lines.push(line);
+            let hash = ids.hash_one(item.id());
+            let items = &batch.items;
+            match seen[lane].find(hash, |&at| items[at].id() == item.id()) {
+                Some(&at) => {
+                    batch.items[at] = item;
+                    batch.lines[at] = line;
+                    superseded += 1;
+                }
+                None => {
+                    seen[lane]
+                        .insert_unique(hash, batch.items.len(), |&at| ids.hash_one(items[at].id()));
+                    batch.items.push(item);
+                    batch.lines.push(line);
+                }
             }
             if batch.items.len() >= batch_size {
                 seen[lane].clear();
@@ -562,7 +592,7 @@ fn kind_name(kind: ImportKind) -> &'static str {
 /// become rejects, refused coupon codes become notes.
 async fn write_batch<T: Importable>(
     store: &SharedStore,
-    batch: Batch<T>,
+    batch: &Batch<T>,
     now: DateTime<Utc>,
     rejects: &mpsc::UnboundedSender<Note>,
 ) -> Result<(UpsertCounts, CouponTally), StoreError> {

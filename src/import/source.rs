@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,16 +64,48 @@ impl Schema {
 }
 
 /// One row: the value of every known column (`None` when absent or empty).
-#[derive(Debug, Clone)]
+/// The values live in one buffer that a reader reuses from row to row, so
+/// reading a row allocates nothing once the buffer has grown.
+#[derive(Debug, Clone, Default)]
 pub struct RawRow {
     pub line: u64,
-    pub values: Vec<Option<String>>,
+    text: String,
+    spans: Vec<Option<(u32, u32)>>,
 }
 
 impl RawRow {
+    /// An empty row of `columns` columns.
+    pub fn new(line: u64, columns: usize) -> Self {
+        let mut row = RawRow::default();
+        row.reset(line, columns);
+        row
+    }
+
+    /// Empty every column, keeping the buffers.
+    fn reset(&mut self, line: u64, columns: usize) {
+        self.line = line;
+        self.text.clear();
+        self.spans.clear();
+        self.spans.resize(columns, None);
+    }
+
+    /// Set column `idx` to `value` trimmed; empty means absent.
+    pub fn set(&mut self, idx: usize, value: &str) {
+        let value = value.trim();
+        if value.is_empty() {
+            self.spans[idx] = None;
+            return;
+        }
+        let start = self.text.len();
+        self.text.push_str(value);
+        // A line longer than 4 GiB is not read (see `next_line`).
+        self.spans[idx] = Some((start as u32, self.text.len() as u32));
+    }
+
     /// The value of column `idx`.
     pub fn get(&self, idx: usize) -> Option<&str> {
-        self.values.get(idx).and_then(|v| v.as_deref())
+        let (start, end) = (*self.spans.get(idx)?)?;
+        self.text.get(start as usize..end as usize)
     }
 }
 
@@ -82,8 +115,12 @@ pub struct RowSource {
     format: FileFormat,
     reader: BufReader<File>,
     line_no: u64,
-    bytes: Vec<u8>,
-    fields: Vec<String>,
+    /// The current line, reused.
+    line: String,
+    /// The current row, reused.
+    row: RawRow,
+    /// Unescaping space for quoted CSV fields.
+    scratch: String,
     /// CSV: for each header position, the known column it maps to.
     header_map: Vec<Option<usize>>,
     /// CSV: for each known column, its 1-based position in the file.
@@ -106,8 +143,9 @@ impl RowSource {
             format,
             reader: BufReader::with_capacity(1 << 20, file),
             line_no: 0,
-            bytes: Vec::with_capacity(512),
-            fields: Vec::with_capacity(schema.columns.len()),
+            line: String::with_capacity(512),
+            row: RawRow::new(0, schema.columns.len()),
+            scratch: String::new(),
             header_map: Vec::new(),
             column_numbers: Arc::new(vec![None; schema.columns.len()]),
             ignored_columns: Vec::new(),
@@ -129,37 +167,48 @@ impl RowSource {
         self.column_numbers.clone()
     }
 
-    /// Next physical line as text, without terminator; `None` at end of file.
-    fn next_line(&mut self) -> Result<Option<Result<&str, RowError>>, ImportError> {
-        self.bytes.clear();
+    /// Read the next physical line into `line`; return the range of its text
+    /// without terminator (and without a byte-order mark on the first line);
+    /// `None` at end of file.
+    fn next_line(&mut self) -> Result<Option<Result<Range<usize>, RowError>>, ImportError> {
+        let mut bytes = std::mem::take(&mut self.line).into_bytes();
+        bytes.clear();
         let n = self
             .reader
-            .read_until(b'\n', &mut self.bytes)
+            .read_until(b'\n', &mut bytes)
             .map_err(ImportError::Read)?;
         if n == 0 {
             return Ok(None);
         }
         self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         self.line_no += 1;
-        let mut end = self.bytes.len();
-        while end > 0 && (self.bytes[end - 1] == b'\n' || self.bytes[end - 1] == b'\r') {
+        let mut end = bytes.len();
+        while end > 0 && (bytes[end - 1] == b'\n' || bytes[end - 1] == b'\r') {
             end -= 1;
         }
-        let mut start = 0;
-        if self.line_no == 1 && self.bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            start = 3;
-        }
-        match std::str::from_utf8(&self.bytes[start..end.max(start)]) {
-            Ok(s) => Ok(Some(Ok(s))),
-            Err(e) => Ok(Some(Err(RowError {
-                line: self.line_no,
-                column: None,
-                field: None,
-                reason: format!(
-                    "not UTF-8 text (invalid byte at position {}); the file may be GBK-encoded: save it as \"CSV UTF-8\"",
-                    e.valid_up_to() + 1
-                ),
-            }))),
+        let start = if self.line_no == 1 && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                self.line = text;
+                Ok(Some(Ok(start.min(end)..end)))
+            }
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                self.line = String::with_capacity(e.into_bytes().capacity());
+                Ok(Some(Err(RowError {
+                    line: self.line_no,
+                    column: None,
+                    field: None,
+                    reason: format!(
+                        "not UTF-8 text (invalid byte at position {}); the file may be GBK-encoded: save it as \"CSV UTF-8\"",
+                        at.saturating_sub(start) + 1
+                    ),
+                })))
+            }
         }
     }
 
@@ -173,8 +222,8 @@ impl RowSource {
                     ));
                 }
                 Some(Err(e)) => return Err(ImportError::header(path, e.reason)),
-                Some(Ok(l)) if l.trim().is_empty() => continue,
-                Some(Ok(l)) => break l.to_owned(),
+                Some(Ok(r)) if self.line[r.clone()].trim().is_empty() => continue,
+                Some(Ok(r)) => break self.line[r].to_owned(),
             }
         };
         let mut names = Vec::new();
@@ -226,25 +275,33 @@ impl RowSource {
     }
 
     /// The next row, or a row error, or `None` at end of file. Blank lines are skipped.
-    pub fn next_row(&mut self) -> Result<Option<Result<RawRow, RowError>>, ImportError> {
+    pub fn next_row(&mut self) -> Result<Option<Result<&RawRow, RowError>>, ImportError> {
         loop {
             let line_no = self.line_no + 1;
             let text = match self.next_line()? {
                 None => return Ok(None),
                 Some(Err(e)) => return Ok(Some(Err(e))),
-                Some(Ok(t)) if t.trim().is_empty() => continue,
-                Some(Ok(t)) => t.to_owned(),
+                Some(Ok(r)) if self.line[r.clone()].trim().is_empty() => continue,
+                Some(Ok(r)) => r,
             };
-            let row = match self.format {
-                FileFormat::Csv => self.csv_row(line_no, &text),
-                FileFormat::JsonLines => self.json_row(line_no, &text),
+            let read = match self.format {
+                FileFormat::Csv => self.csv_row(line_no, text),
+                FileFormat::JsonLines => self.json_row(line_no, text),
             };
-            return Ok(Some(row));
+            return Ok(Some(read.map(|()| &self.row)));
         }
     }
 
-    fn csv_row(&mut self, line: u64, text: &str) -> Result<RawRow, RowError> {
-        csv_line::split_into(text, &mut self.fields).map_err(|e| {
+    fn csv_row(&mut self, line: u64, text: Range<usize>) -> Result<(), RowError> {
+        let row = &mut self.row;
+        row.reset(line, self.schema.columns.len());
+        let map = &self.header_map;
+        let found = csv_line::split_each(&self.line[text], &mut self.scratch, |i, field| {
+            if let Some(Some(idx)) = map.get(i) {
+                row.set(*idx, field);
+            }
+        })
+        .map_err(|e| {
             let column = match e {
                 csv_line::CsvLineError::Unterminated { column }
                 | csv_line::CsvLineError::TextAfterQuote { column }
@@ -257,7 +314,7 @@ impl RowSource {
                 reason: e.to_string(),
             }
         })?;
-        if self.fields.len() != self.header_map.len() {
+        if found != self.header_map.len() {
             return Err(RowError {
                 line,
                 column: None,
@@ -265,34 +322,22 @@ impl RowSource {
                 reason: format!(
                     "wrong number of columns: expected {} (as in the header), found {}",
                     self.header_map.len(),
-                    self.fields.len()
+                    found
                 ),
             });
         }
-        let mut values = vec![None; self.schema.columns.len()];
-        for (field, target) in self.fields.drain(..).zip(&self.header_map) {
-            if let Some(idx) = target {
-                let trimmed = field.trim();
-                if !trimmed.is_empty() {
-                    values[*idx] = Some(if trimmed.len() == field.len() {
-                        field
-                    } else {
-                        trimmed.to_owned()
-                    });
-                }
-            }
-        }
-        Ok(RawRow { line, values })
+        Ok(())
     }
 
-    fn json_row(&mut self, line: u64, text: &str) -> Result<RawRow, RowError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| RowError {
+    fn json_row(&mut self, line: u64, text: Range<usize>) -> Result<(), RowError> {
+        let value: Value = serde_json::from_str(&self.line[text]).map_err(|e| RowError {
             line,
             column: Some(e.column()),
             field: None,
             reason: format!("invalid JSON: {e}"),
         })?;
-        json_object_row(self.schema, line, value, &mut self.ignored_columns)
+        self.row.reset(line, self.schema.columns.len());
+        fill_json_row(self.schema, value, &mut self.row, &mut self.ignored_columns)
     }
 }
 
@@ -305,6 +350,19 @@ pub fn json_object_row(
     value: Value,
     ignored: &mut Vec<String>,
 ) -> Result<RawRow, RowError> {
+    let mut row = RawRow::new(line, schema.columns.len());
+    fill_json_row(schema, value, &mut row, ignored)?;
+    Ok(row)
+}
+
+/// Fill `row` (already reset, its line set) from one JSON object.
+fn fill_json_row(
+    schema: &Schema,
+    value: Value,
+    row: &mut RawRow,
+    ignored: &mut Vec<String>,
+) -> Result<(), RowError> {
+    let line = row.line;
     let err = |column: Option<usize>, field: Option<&'static str>, reason: String| RowError {
         line,
         column,
@@ -314,7 +372,6 @@ pub fn json_object_row(
     let Value::Object(map) = value else {
         return Err(err(None, None, "expected a JSON object".into()));
     };
-    let mut values = vec![None; schema.columns.len()];
     for (key, v) in map {
         let name = key.to_ascii_lowercase();
         let Some(idx) = schema.index(&name) else {
@@ -331,14 +388,11 @@ pub fn json_object_row(
             continue;
         };
         let field = schema.columns[idx];
-        values[idx] = match v {
-            Value::Null => None,
-            Value::String(s) => {
-                let t = s.trim();
-                (!t.is_empty()).then(|| t.to_owned())
-            }
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+        match v {
+            Value::Null => row.set(idx, ""),
+            Value::String(s) => row.set(idx, &s),
+            Value::Number(n) => row.set(idx, &n.to_string()),
+            Value::Bool(b) => row.set(idx, if b { "true" } else { "false" }),
             Value::Array(items) => {
                 let mut parts = Vec::with_capacity(items.len());
                 for item in items {
@@ -353,7 +407,7 @@ pub fn json_object_row(
                         }
                     }
                 }
-                (!parts.is_empty()).then(|| parts.join(";"))
+                row.set(idx, &parts.join(";"));
             }
             Value::Object(_) => {
                 return Err(err(
@@ -362,7 +416,7 @@ pub fn json_object_row(
                     "expected a string, number or boolean, found an object".into(),
                 ));
             }
-        };
+        }
     }
-    Ok(RawRow { line, values })
+    Ok(())
 }

@@ -1,25 +1,27 @@
-//! [`Store`] on PostgreSQL. Imports stream each batch with `COPY` into a
-//! temporary staging table and upsert from it in one statement, so a batch is
-//! one round trip of data and one transaction.
+//! [`Store`] on PostgreSQL. Imports stream each batch with a binary `COPY`,
+//! straight into the table when its rows are new, else into a temporary
+//! staging table to upsert from (see `import`): a batch is one round trip of
+//! data and one transaction.
 
 mod campaigns;
+mod copy_binary;
 mod coupons;
+mod import;
 mod outbox;
 mod segments;
 mod send_log;
 mod ticks;
 
 use crate::store::ticks::{HousekeepingReport, JobRun, Retention, TickClaim, TickFinish};
-use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Row};
 
 use super::{
     Backend, Channel, Counts, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome, SendLogPage,
-    SendLogQuery, Store, StoreError, UpsertCounts, counts_from, minute_of_day, stored_tz,
+    SendLogQuery, Store, StoreError, UpsertCounts, stored_tz,
 };
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
@@ -39,6 +41,8 @@ use crate::segments::{CustomerProfile, SegmentOutcome, SegmentPlan, SegmentSize}
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Whether an import batch tries a plain `COPY` first (see `import`).
+    copy_first: std::sync::Arc<import::CopyFirst>,
 }
 
 impl PgStore {
@@ -66,7 +70,10 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(StoreError::migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            copy_first: Default::default(),
+        })
     }
 
     /// The connection pool (for tests and tools).
@@ -89,81 +96,6 @@ pub(super) async fn probe_by_key(conn: &mut sqlx::PgConnection) -> Result<(), St
         .await?;
     Ok(())
 }
-
-/// Appends one field in COPY text format: `\N` for NULL, backslash escapes.
-fn copy_field(buf: &mut String, v: Option<&str>) {
-    match v {
-        None => buf.push_str("\\N"),
-        Some(s) => {
-            for ch in s.chars() {
-                match ch {
-                    '\\' => buf.push_str("\\\\"),
-                    '\t' => buf.push_str("\\t"),
-                    '\n' => buf.push_str("\\n"),
-                    '\r' => buf.push_str("\\r"),
-                    c => buf.push(c),
-                }
-            }
-        }
-    }
-}
-
-/// A UTC instant as `YYYY-MM-DD HH:MM:SS.ffffff+00` (written by hand: chrono's
-/// format strings are re-parsed on every call and showed up in import profiles).
-fn copy_ts(buf: &mut String, t: Option<DateTime<Utc>>) {
-    use chrono::{Datelike, Timelike};
-    match t {
-        None => buf.push_str("\\N"),
-        Some(t) => {
-            let _ = write!(
-                buf,
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00",
-                t.year(),
-                t.month(),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.timestamp_subsec_micros()
-            );
-        }
-    }
-}
-
-/// A date as `YYYY-MM-DD`.
-fn copy_date(buf: &mut String, d: chrono::NaiveDate) {
-    use chrono::Datelike;
-    let _ = write!(buf, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
-}
-
-fn copy_bool(buf: &mut String, v: Option<bool>) {
-    buf.push_str(match v {
-        None => "\\N",
-        Some(true) => "t",
-        Some(false) => "f",
-    });
-}
-
-fn copy_num(buf: &mut String, v: Option<i64>) {
-    match v {
-        None => buf.push_str("\\N"),
-        Some(n) => {
-            let _ = write!(buf, "{n}");
-        }
-    }
-}
-
-const STAGE_CUSTOMERS: &str = r#"CREATE TEMP TABLE IF NOT EXISTS stage_customers (
-    id TEXT COLLATE "C", name TEXT, phone TEXT, email TEXT, wechat_openid TEXT,
-    birth_month INT, birth_day INT, birth_year INT, store_code TEXT COLLATE "C", tags TEXT,
-    sms_opt_in BOOLEAN, email_opt_in BOOLEAN, wechat_opt_in BOOLEAN, joined_at TIMESTAMPTZ
-) ON COMMIT DELETE ROWS"#;
-
-const STAGE_ORDERS: &str = r#"CREATE TEMP TABLE IF NOT EXISTS stage_orders (
-    idx INT, id TEXT COLLATE "C", customer_id TEXT COLLATE "C", store_code TEXT COLLATE "C",
-    amount_fen BIGINT, ordered_at TIMESTAMPTZ, local_date DATE, local_minute SMALLINT,
-    coupon_code TEXT
-) ON COMMIT DELETE ROWS"#;
 
 fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -279,88 +211,7 @@ impl Store for PgStore {
         batch: &[Customer],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        if batch.is_empty() {
-            return Ok(UpsertCounts::default());
-        }
-        let mut buf = String::with_capacity(batch.len() * 160);
-        for c in batch {
-            copy_field(&mut buf, Some(c.id.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, c.name.as_deref());
-            buf.push('\t');
-            copy_field(&mut buf, c.phone.as_ref().map(|p| p.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, c.email.as_ref().map(|e| e.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, c.wechat_openid.as_ref().map(|w| w.as_str()));
-            buf.push('\t');
-            copy_num(&mut buf, c.birthday.map(|b| i64::from(b.month())));
-            buf.push('\t');
-            copy_num(&mut buf, c.birthday.map(|b| i64::from(b.day())));
-            buf.push('\t');
-            copy_num(&mut buf, c.birthday.and_then(|b| b.year()).map(i64::from));
-            buf.push('\t');
-            copy_field(&mut buf, c.store.as_ref().map(|s| s.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, Some(&c.tags.to_db()));
-            buf.push('\t');
-            copy_bool(&mut buf, c.sms_opt_in.to_db());
-            buf.push('\t');
-            copy_bool(&mut buf, c.email_opt_in.to_db());
-            buf.push('\t');
-            copy_bool(&mut buf, c.wechat_opt_in.to_db());
-            buf.push('\t');
-            copy_ts(&mut buf, c.joined_at);
-            buf.push('\n');
-        }
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(STAGE_CUSTOMERS).execute(&mut *conn).await?;
-        let mut tx = conn.begin().await?;
-        let mut copy = tx.copy_in_raw("COPY stage_customers FROM STDIN").await?;
-        copy.send(buf.into_bytes()).await?;
-        copy.finish().await?;
-        let row = sqlx::query(
-            r#"WITH up AS (
-                 INSERT INTO customers (id, name, phone, email, wechat_openid, birth_month,
-                     birth_day, birth_year, store_code, tags, sms_opt_in, email_opt_in,
-                     wechat_opt_in, joined_at, created_at, updated_at)
-                 SELECT id, name, phone, email, wechat_openid, birth_month, birth_day,
-                     birth_year, store_code, tags, sms_opt_in, email_opt_in, wechat_opt_in,
-                     joined_at, $1, $1
-                 FROM stage_customers
-                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-                     email = EXCLUDED.email, wechat_openid = EXCLUDED.wechat_openid,
-                     birth_month = EXCLUDED.birth_month, birth_day = EXCLUDED.birth_day,
-                     birth_year = EXCLUDED.birth_year, store_code = EXCLUDED.store_code,
-                     tags = EXCLUDED.tags, sms_opt_in = EXCLUDED.sms_opt_in,
-                     email_opt_in = EXCLUDED.email_opt_in, wechat_opt_in = EXCLUDED.wechat_opt_in,
-                     joined_at = EXCLUDED.joined_at, updated_at = EXCLUDED.updated_at
-                 WHERE (customers.name, customers.phone, customers.email, customers.wechat_openid,
-                        customers.birth_month, customers.birth_day, customers.birth_year,
-                        customers.store_code, customers.tags, customers.sms_opt_in,
-                        customers.email_opt_in, customers.wechat_opt_in, customers.joined_at)
-                   IS DISTINCT FROM
-                       (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.wechat_openid,
-                        EXCLUDED.birth_month, EXCLUDED.birth_day, EXCLUDED.birth_year,
-                        EXCLUDED.store_code, EXCLUDED.tags, EXCLUDED.sms_opt_in,
-                        EXCLUDED.email_opt_in, EXCLUDED.wechat_opt_in, EXCLUDED.joined_at)
-                 RETURNING (xmax = 0) AS inserted)
-               SELECT count(*) FILTER (WHERE inserted) AS inserted,
-                      count(*) FILTER (WHERE NOT inserted) AS updated
-               FROM up"#,
-        )
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let inserted: i64 = row.try_get("inserted")?;
-        let updated: i64 = row.try_get("updated")?;
-        let existing = batch.len() as i64 - inserted;
-        Ok(counts_from(
-            batch.len(),
-            existing,
-            (inserted + updated) as u64,
-        ))
+        self.import_customers(batch, now).await
     }
 
     async fn upsert_orders(
@@ -368,119 +219,7 @@ impl Store for PgStore {
         batch: &[Order],
         now: DateTime<Utc>,
     ) -> Result<OrderBatchOutcome, StoreError> {
-        if batch.is_empty() {
-            return Ok(OrderBatchOutcome::default());
-        }
-        let mut buf = String::with_capacity(batch.len() * 120);
-        for (i, o) in batch.iter().enumerate() {
-            let _ = write!(buf, "{i}\t");
-            copy_field(&mut buf, Some(o.id.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, Some(o.customer_id.as_str()));
-            buf.push('\t');
-            copy_field(&mut buf, Some(o.store.as_str()));
-            buf.push('\t');
-            copy_num(&mut buf, Some(o.amount.fen()));
-            buf.push('\t');
-            copy_ts(&mut buf, Some(o.ordered_at));
-            buf.push('\t');
-            copy_date(&mut buf, o.local_time.date());
-            buf.push('\t');
-            copy_num(&mut buf, Some(i64::from(minute_of_day(o))));
-            buf.push('\t');
-            copy_field(&mut buf, o.coupon_code.as_deref());
-            buf.push('\n');
-        }
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(STAGE_ORDERS).execute(&mut *conn).await?;
-        let mut tx = conn.begin().await?;
-        let mut copy = tx.copy_in_raw("COPY stage_orders FROM STDIN").await?;
-        copy.send(buf.into_bytes()).await?;
-        copy.finish().await?;
-        // The staging table has no statistics.
-        probe_by_key(&mut tx).await?;
-        // The batch's distinct customers are probed, not its rows: a file
-        // lists a customer's orders together, so a batch of 20,000 orders
-        // names about 2,000 customers (4 ms instead of 21). Nearly always
-        // none is unknown and nothing is deleted.
-        let missing: Vec<String> = sqlx::query_scalar(
-            r#"SELECT d.customer_id FROM (SELECT DISTINCT customer_id FROM stage_orders) AS d
-               WHERE NOT EXISTS (SELECT 1 FROM customers AS c WHERE c.id = d.customer_id)"#,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut unknown: Vec<i32> = if missing.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_scalar(
-                "DELETE FROM stage_orders WHERE customer_id = ANY($1::text[]) RETURNING idx",
-            )
-            .bind(&missing)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        unknown.sort_unstable();
-        let row = sqlx::query(
-            r#"WITH up AS (
-                 INSERT INTO orders (id, customer_id, store_code, amount_fen, ordered_at,
-                     local_date, local_minute, coupon_code, created_at, updated_at)
-                 SELECT s.id, s.customer_id, s.store_code, s.amount_fen, s.ordered_at,
-                     s.local_date, s.local_minute, s.coupon_code, $1, $1
-                 FROM stage_orders AS s
-                 ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-                     store_code = EXCLUDED.store_code, amount_fen = EXCLUDED.amount_fen,
-                     ordered_at = EXCLUDED.ordered_at, local_date = EXCLUDED.local_date,
-                     local_minute = EXCLUDED.local_minute, coupon_code = EXCLUDED.coupon_code,
-                     updated_at = EXCLUDED.updated_at
-                 WHERE (orders.customer_id, orders.store_code, orders.amount_fen,
-                        orders.ordered_at, orders.local_date, orders.local_minute,
-                        orders.coupon_code)
-                   IS DISTINCT FROM
-                       (EXCLUDED.customer_id, EXCLUDED.store_code, EXCLUDED.amount_fen,
-                        EXCLUDED.ordered_at, EXCLUDED.local_date, EXCLUDED.local_minute,
-                        EXCLUDED.coupon_code)
-                 RETURNING id, coupon_code, (xmax = 0) AS inserted),
-               -- Every part of the statement sees the orders as they were, so
-               -- this finds re-imported orders whose code changed and
-               -- releases the coupon each had redeemed.
-               changed AS (
-                 SELECT o.id, o.coupon_code AS old_code
-                 FROM up JOIN orders AS o ON o.id = up.id
-                 WHERE NOT up.inserted AND o.coupon_code IS NOT NULL
-                   AND o.coupon_code IS DISTINCT FROM up.coupon_code),
-               released AS (
-                 UPDATE coupons AS c SET redeemed_order_id = NULL, redeemed_at = NULL
-                 FROM changed
-                 WHERE c.code = changed.old_code AND c.redeemed_order_id = changed.id
-                 RETURNING c.code)
-               SELECT count(*) FILTER (WHERE inserted) AS inserted,
-                      count(*) FILTER (WHERE NOT inserted) AS updated
-               FROM up"#,
-        )
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let valid_idx: Vec<usize> = (0..batch.len())
-            .filter(|i| {
-                i32::try_from(*i)
-                    .map(|i| unknown.binary_search(&i).is_err())
-                    .unwrap_or(true)
-            })
-            .collect();
-        let coupons = coupons::redeem(&mut tx, batch, &valid_idx).await?;
-        tx.commit().await?;
-        let inserted: i64 = row.try_get("inserted")?;
-        let updated: i64 = row.try_get("updated")?;
-        let valid = batch.len() - unknown.len();
-        let existing = valid as i64 - inserted;
-        Ok(OrderBatchOutcome {
-            counts: counts_from(valid, existing, (inserted + updated) as u64),
-            unknown_customers: unknown
-                .into_iter()
-                .filter_map(|i| usize::try_from(i).ok())
-                .collect(),
-            coupons,
-        })
+        self.import_orders(batch, now).await
     }
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
