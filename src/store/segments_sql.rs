@@ -6,9 +6,11 @@
 //! `1 + floor(5 * less / total)` — `RANK()` semantics, so ties share a score.
 //! Since `less` only grows with the value, "score > k" is "value >= u_k" for a
 //! threshold `u_k` per store. The thresholds come from a window over each
-//! store's histogram of values (a few thousand rows, read from an index on
-//! SQLite) instead of a window sort of every customer, and one pass over the
-//! customers then finds those whose score, stage or tier changed.
+//! store's histogram of values, kept in `segment_histogram` (a few thousand
+//! rows: a full run rebuilds it, an incremental run adds the changes of the
+//! customers it recomputes), instead of a window sort of every customer; one
+//! pass over the customers (or the candidates) then finds those whose score,
+//! stage or tier changed.
 
 use crate::expr::Dialect;
 use crate::segments::plan::SegmentPlan;
@@ -25,8 +27,8 @@ fn as_int(dialect: Dialect, cond: &str) -> String {
 
 /// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
 /// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
-/// (vip) and `t2` (core).
-pub fn thresholds(plan: &SegmentPlan, dialect: Dialect) -> String {
+/// (vip) and `t2` (core), from `segment_histogram` (a few thousand rows).
+pub fn thresholds(plan: &SegmentPlan) -> String {
     let tiers = &plan.rules.tiers;
     let mut cols = Vec::new();
     for m in ["r", "f", "m"] {
@@ -44,7 +46,7 @@ pub fn thresholds(plan: &SegmentPlan, dialect: Dialect) -> String {
     format!(
         r#"CREATE TEMP TABLE seg_thr AS
 WITH hist AS (
-{hist}
+    SELECT metric, store_key, value AS v, n FROM segment_histogram
 ),
 cum AS (
     SELECT metric, store_key, v, n,
@@ -66,11 +68,80 @@ q AS (
 SELECT t.store_key, {cols}
 FROM seg_today t LEFT JOIN q ON q.store_key = t.store_key
 GROUP BY t.store_key"#,
-        hist = histograms(dialect),
         vip = tiers.vip_top_percent,
         vip_core = tiers.vip_top_percent + tiers.core_next_percent,
         cols = cols.join(",\n    "),
     )
+}
+
+/// Statements that rebuild `segment_histogram` from every customer's
+/// attributes (after a full run's order figures).
+pub fn histogram_rebuild(dialect: Dialect) -> [String; 2] {
+    [
+        "DELETE FROM segment_histogram".to_owned(),
+        format!(
+            "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{}\n) h",
+            histograms(dialect)
+        ),
+    ]
+}
+
+/// `CREATE TEMP TABLE` for `seg_hist_rows`: the four histogram values of
+/// the customers of one incremental batch, before (`d` = -1) and after
+/// (`d` = +1) their order figures are recomputed.
+pub fn histogram_rows_table(dialect: Dialect) -> [&'static str; 2] {
+    match dialect {
+        Dialect::Sqlite => [
+            "CREATE TEMP TABLE IF NOT EXISTS seg_hist_rows (store_key TEXT NOT NULL, \
+             last_order_day INTEGER, order_count INTEGER NOT NULL, total_spent_fen INTEGER NOT NULL, \
+             spent_365d_fen INTEGER NOT NULL, d INTEGER NOT NULL)",
+            "DELETE FROM seg_hist_rows",
+        ],
+        Dialect::Postgres => [
+            "CREATE TEMP TABLE IF NOT EXISTS seg_hist_rows (store_key TEXT COLLATE \"C\" NOT NULL, \
+             last_order_day INTEGER, order_count INTEGER NOT NULL, total_spent_fen BIGINT NOT NULL, \
+             spent_365d_fen BIGINT NOT NULL, d INTEGER NOT NULL)",
+            "TRUNCATE seg_hist_rows",
+        ],
+    }
+}
+
+/// Record the histogram values of the `seg_todo` customers with ids in
+/// `(lo, hi]` as they are now, with sign `d`; placeholders: lo, hi.
+pub fn histogram_rows(dialect: Dialect, d: i32) -> String {
+    let (lo, hi) = match dialect {
+        Dialect::Sqlite => ("?", "?"),
+        Dialect::Postgres => ("$1", "$2"),
+    };
+    format!(
+        "INSERT INTO seg_hist_rows SELECT a.store_key, a.last_order_day, a.order_count, \
+         a.total_spent_fen, a.spent_365d_fen, {d} FROM seg_todo x \
+         {join} customer_attributes a ON a.customer_id = x.id WHERE x.id > {lo} AND x.id <= {hi}",
+        // SQLite's CROSS JOIN keeps the (few) batch ids as the outer loop.
+        join = match dialect {
+            Dialect::Sqlite => "CROSS JOIN",
+            Dialect::Postgres => "JOIN",
+        },
+    )
+}
+
+/// Statements that add the changes recorded in `seg_hist_rows` to
+/// `segment_histogram` and drop the values nobody has any more. The same
+/// filters as [`histograms`]: recency, frequency and money among customers
+/// who ordered, 365-day spend among all.
+pub fn histogram_apply() -> [&'static str; 2] {
+    [
+        r#"INSERT INTO segment_histogram (metric, store_key, value, n)
+SELECT metric, store_key, v, sum(d) FROM (
+    SELECT 'r' AS metric, store_key, last_order_day AS v, d FROM seg_hist_rows WHERE last_order_day IS NOT NULL
+    UNION ALL SELECT 'f', store_key, order_count, d FROM seg_hist_rows WHERE order_count > 0
+    UNION ALL SELECT 'm', store_key, total_spent_fen, d FROM seg_hist_rows WHERE order_count > 0
+    UNION ALL SELECT 't', store_key, spent_365d_fen, d FROM seg_hist_rows
+) x
+GROUP BY metric, store_key, v HAVING sum(d) <> 0
+ON CONFLICT (metric, store_key, value) DO UPDATE SET n = segment_histogram.n + excluded.n"#,
+        "DELETE FROM segment_histogram WHERE n = 0",
+    ]
 }
 
 /// Each store's histogram of recency (last order day), frequency and money

@@ -13,7 +13,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
-use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
+use crate::segments::plan::{BirthdayDistance, RecomputeMode, STATE_KEY, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::store::{StoreError, segments_sql};
 
@@ -380,6 +380,15 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         }
     };
     let sql = phase_a_sql(plan);
+    let incremental = plan.mode == RecomputeMode::Incremental;
+    if !incremental {
+        // Until this run has rebuilt the histogram, the next run must be a
+        // full one too (it is recorded again when this run finishes).
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(STATE_KEY)
+            .execute(&mut **conn)
+            .await?;
+    }
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     let size = match plan.mode {
@@ -388,9 +397,13 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin().await?;
-        if plan.mode == RecomputeMode::Incremental {
+        if incremental {
             // A few thousand scattered customers.
             probe_by_key(&mut tx).await?;
+            for sql in segments_sql::histogram_rows_table(Dialect::Postgres) {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            histogram_rows(&mut tx, -1, &lo, &hi).await?;
         }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(plan.now)
@@ -399,6 +412,12 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if incremental {
+            histogram_rows(&mut tx, 1, &lo, &hi).await?;
+            for sql in segments_sql::histogram_apply() {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+        }
         // Deleting first locks the rows: an import marking one of these
         // customers again waits for this commit and re-marks it afterwards.
         let cleared = match plan.mode {
@@ -439,7 +458,32 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         recomputed += u64::try_from(cleared).unwrap_or(0);
         lo = hi;
     }
+    if !incremental {
+        let mut tx = conn.begin().await?;
+        for sql in segments_sql::histogram_rebuild(Dialect::Postgres) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
     Ok((recomputed, changed))
+}
+
+/// Record the histogram values of the batch's customers with sign `d`.
+async fn histogram_rows(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    d: i32,
+    lo: &str,
+    hi: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(segments_sql::histogram_rows(
+        Dialect::Postgres,
+        d,
+    )))
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
@@ -449,7 +493,7 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
         "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT COLLATE \"C\" PRIMARY KEY)".to_owned(),
         "TRUNCATE seg_cand".to_owned(),
-        segments_sql::thresholds(plan, Dialect::Postgres),
+        segments_sql::thresholds(plan),
         "ANALYZE seg_thr".to_owned(),
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;

@@ -18,7 +18,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
-use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
+use crate::segments::plan::{BirthdayDistance, RecomputeMode, STATE_KEY, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::store::{StoreError, segments_sql};
 
@@ -380,6 +380,15 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         }
     };
     let sql = phase_a_sql(plan);
+    let incremental = plan.mode == RecomputeMode::Incremental;
+    if !incremental {
+        // Until this run has rebuilt the histogram, the next run must be a
+        // full one too (it is recorded again when this run finishes).
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(STATE_KEY)
+            .execute(&mut **conn)
+            .await?;
+    }
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     let size = match plan.mode {
@@ -388,6 +397,12 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        if incremental {
+            for sql in segments_sql::histogram_rows_table(Dialect::Sqlite) {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            histogram_rows(&mut tx, -1, &lo, &hi).await?;
+        }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(ms(plan.now))
             .bind(&lo)
@@ -395,6 +410,12 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if incremental {
+            histogram_rows(&mut tx, 1, &lo, &hi).await?;
+            for sql in segments_sql::histogram_apply() {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+        }
         let cleared = match plan.mode {
             RecomputeMode::Full => {
                 let n: i64 =
@@ -432,7 +453,32 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         recomputed += u64::try_from(cleared).unwrap_or(0);
         lo = hi;
     }
+    if !incremental {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        for sql in segments_sql::histogram_rebuild(Dialect::Sqlite) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
     Ok((recomputed, changed))
+}
+
+/// Record the histogram values of the batch's customers with sign `d`.
+async fn histogram_rows(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    d: i32,
+    lo: &str,
+    hi: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(segments_sql::histogram_rows(
+        Dialect::Sqlite,
+        d,
+    )))
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Phase B: scores, stages and tiers for everyone (see `segments_sql`), the
@@ -448,12 +494,9 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    sqlx::query(AssertSqlSafe(segments_sql::thresholds(
-        plan,
-        Dialect::Sqlite,
-    )))
-    .execute(&mut **conn)
-    .await?;
+    sqlx::query(AssertSqlSafe(segments_sql::thresholds(plan)))
+        .execute(&mut **conn)
+        .await?;
     if restricted {
         for sql in segments_sql::candidates(plan, Dialect::Sqlite) {
             sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
