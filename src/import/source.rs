@@ -70,7 +70,7 @@ impl Schema {
 pub struct RawRow {
     pub line: u64,
     text: String,
-    spans: Vec<Option<(u32, u32)>>,
+    spans: Vec<Option<Range<usize>>>,
 }
 
 impl RawRow {
@@ -98,14 +98,13 @@ impl RawRow {
         }
         let start = self.text.len();
         self.text.push_str(value);
-        // A line longer than 4 GiB is not read (see `next_line`).
-        self.spans[idx] = Some((start as u32, self.text.len() as u32));
+        self.spans[idx] = Some(start..self.text.len());
     }
 
     /// The value of column `idx`.
     pub fn get(&self, idx: usize) -> Option<&str> {
-        let (start, end) = (*self.spans.get(idx)?)?;
-        self.text.get(start as usize..end as usize)
+        let span = self.spans.get(idx)?.clone()?;
+        self.text.get(span)
     }
 }
 
@@ -198,7 +197,6 @@ impl RowSource {
             }
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
-                self.line = String::with_capacity(e.into_bytes().capacity());
                 Ok(Some(Err(RowError {
                     line: self.line_no,
                     column: None,

@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Connection, Row};
 
 use super::copy_binary::BinaryCopy;
@@ -167,67 +167,41 @@ impl PgStore {
         let payload = encode_customers(batch, now);
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        if self.copy_first.should_try() {
-            if copy_new(&mut tx, "customers", CUSTOMER_COLUMNS, &payload).await? {
-                // New customers: none of them can be marked already.
-                let ids: Vec<&str> = batch.iter().map(|c| c.id.as_str()).collect();
-                sqlx::query("INSERT INTO segment_dirty (customer_id) SELECT unnest($1::text[])")
-                    .bind(&ids)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(counts_from(batch.len(), 0, batch.len() as u64));
-            }
+        let counts = if self
+            .insert_if_new(&mut tx, "customers", CUSTOMER_COLUMNS, &payload)
+            .await?
+        {
+            // New customers: none of them can be marked already.
+            let ids: Vec<&str> = batch.iter().map(|c| c.id.as_str()).collect();
+            sqlx::query("INSERT INTO segment_dirty (customer_id) SELECT unnest($1::text[])")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            counts_from(batch.len(), 0, batch.len() as u64)
+        } else {
+            upsert_customers(&mut tx, &payload, batch.len()).await?
+        };
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Try `payload` as new rows of `table` (see [`copy_new`]), unless a
+    /// recent batch met stored rows: `true` if all of them were inserted.
+    async fn insert_if_new(
+        &self,
+        conn: &mut PgConnection,
+        table: &str,
+        columns: &str,
+        payload: &[u8],
+    ) -> Result<bool, StoreError> {
+        if !self.copy_first.should_try() {
+            return Ok(false);
+        }
+        let inserted = copy_new(conn, table, columns, payload).await?;
+        if !inserted {
             self.copy_first.conflicted();
         }
-        sqlx::query(STAGE_CUSTOMERS).execute(&mut *tx).await?;
-        copy_in(&mut tx, "stage_customers", CUSTOMER_COLUMNS, &payload).await?;
-        let row = sqlx::query(
-            r#"WITH up AS (
-                 INSERT INTO customers (id, name, phone, email, wechat_openid, birth_month,
-                     birth_day, birth_year, store_code, tags, sms_opt_in, email_opt_in,
-                     wechat_opt_in, joined_at, created_at, updated_at)
-                 SELECT id, name, phone, email, wechat_openid, birth_month, birth_day,
-                     birth_year, store_code, tags, sms_opt_in, email_opt_in, wechat_opt_in,
-                     joined_at, created_at, updated_at
-                 FROM stage_customers
-                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-                     email = EXCLUDED.email, wechat_openid = EXCLUDED.wechat_openid,
-                     birth_month = EXCLUDED.birth_month, birth_day = EXCLUDED.birth_day,
-                     birth_year = EXCLUDED.birth_year, store_code = EXCLUDED.store_code,
-                     tags = EXCLUDED.tags, sms_opt_in = EXCLUDED.sms_opt_in,
-                     email_opt_in = EXCLUDED.email_opt_in, wechat_opt_in = EXCLUDED.wechat_opt_in,
-                     joined_at = EXCLUDED.joined_at, updated_at = EXCLUDED.updated_at
-                 WHERE (customers.name, customers.phone, customers.email, customers.wechat_openid,
-                        customers.birth_month, customers.birth_day, customers.birth_year,
-                        customers.store_code, customers.tags, customers.sms_opt_in,
-                        customers.email_opt_in, customers.wechat_opt_in, customers.joined_at)
-                   IS DISTINCT FROM
-                       (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.wechat_openid,
-                        EXCLUDED.birth_month, EXCLUDED.birth_day, EXCLUDED.birth_year,
-                        EXCLUDED.store_code, EXCLUDED.tags, EXCLUDED.sms_opt_in,
-                        EXCLUDED.email_opt_in, EXCLUDED.wechat_opt_in, EXCLUDED.joined_at)
-                 RETURNING id, (xmax = 0) AS inserted),
-               -- Updated customers are marked by the UPDATE trigger.
-               marked AS (
-                 INSERT INTO segment_dirty (customer_id)
-                 SELECT id FROM up WHERE inserted
-                 ON CONFLICT DO NOTHING)
-               SELECT count(*) FILTER (WHERE inserted) AS inserted,
-                      count(*) FILTER (WHERE NOT inserted) AS updated
-               FROM up"#,
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let inserted: i64 = row.try_get("inserted")?;
-        let updated: i64 = row.try_get("updated")?;
-        let existing = batch.len() as i64 - inserted;
-        Ok(counts_from(
-            batch.len(),
-            existing,
-            (inserted + updated) as u64,
-        ))
+        Ok(inserted)
     }
 
     pub(super) async fn import_orders(
@@ -263,14 +237,13 @@ impl PgStore {
         let payload = encode_orders(batch, &valid, now);
         let counts = if valid.is_empty() {
             UpsertCounts::default()
-        } else if self.copy_first.should_try() {
-            if copy_new(&mut tx, "orders", ORDER_COLUMNS, &payload).await? {
-                mark_dirty(&mut tx, batch, &valid).await?;
-                counts_from(valid.len(), 0, valid.len() as u64)
-            } else {
-                self.copy_first.conflicted();
-                upsert_orders(&mut tx, &payload, valid.len()).await?
-            }
+        } else if self
+            .insert_if_new(&mut tx, "orders", ORDER_COLUMNS, &payload)
+            .await?
+        {
+            customers.retain(|c| missing.binary_search_by(|m| m.as_str().cmp(c)).is_err());
+            mark_dirty(&mut tx, &customers).await?;
+            counts_from(valid.len(), 0, valid.len() as u64)
         } else {
             upsert_orders(&mut tx, &payload, valid.len()).await?
         };
@@ -284,27 +257,77 @@ impl PgStore {
     }
 }
 
-/// Mark the customers of the orders at `valid` for the segments job. They
-/// may be marked already, or being unmarked by a segments batch: `ON
-/// CONFLICT` then waits for that batch and marks them again once it is done.
-async fn mark_dirty(
-    conn: &mut PgConnection,
-    batch: &[Order],
-    valid: &[usize],
-) -> Result<(), StoreError> {
-    let mut ids: Vec<&str> = valid
-        .iter()
-        .map(|&i| batch[i].customer_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
+/// Mark `customers` (distinct) for the segments job. They may be marked
+/// already, or being unmarked by a segments batch: `ON CONFLICT` then waits
+/// for that batch and marks them again once it is done.
+async fn mark_dirty(conn: &mut PgConnection, customers: &[&str]) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO segment_dirty (customer_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
     )
-    .bind(&ids)
+    .bind(customers)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Upsert the `rows` customers of `payload` through the staging table: only
+/// changed customers are written.
+async fn upsert_customers(
+    conn: &mut PgConnection,
+    payload: &[u8],
+    rows: usize,
+) -> Result<UpsertCounts, StoreError> {
+    sqlx::query(STAGE_CUSTOMERS).execute(&mut *conn).await?;
+    copy_in(conn, "stage_customers", CUSTOMER_COLUMNS, payload).await?;
+    let row = sqlx::query(
+        r#"WITH up AS (
+             INSERT INTO customers (id, name, phone, email, wechat_openid, birth_month,
+                 birth_day, birth_year, store_code, tags, sms_opt_in, email_opt_in,
+                 wechat_opt_in, joined_at, created_at, updated_at)
+             SELECT id, name, phone, email, wechat_openid, birth_month, birth_day,
+                 birth_year, store_code, tags, sms_opt_in, email_opt_in, wechat_opt_in,
+                 joined_at, created_at, updated_at
+             FROM stage_customers
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                 email = EXCLUDED.email, wechat_openid = EXCLUDED.wechat_openid,
+                 birth_month = EXCLUDED.birth_month, birth_day = EXCLUDED.birth_day,
+                 birth_year = EXCLUDED.birth_year, store_code = EXCLUDED.store_code,
+                 tags = EXCLUDED.tags, sms_opt_in = EXCLUDED.sms_opt_in,
+                 email_opt_in = EXCLUDED.email_opt_in, wechat_opt_in = EXCLUDED.wechat_opt_in,
+                 joined_at = EXCLUDED.joined_at, updated_at = EXCLUDED.updated_at
+             WHERE (customers.name, customers.phone, customers.email, customers.wechat_openid,
+                    customers.birth_month, customers.birth_day, customers.birth_year,
+                    customers.store_code, customers.tags, customers.sms_opt_in,
+                    customers.email_opt_in, customers.wechat_opt_in, customers.joined_at)
+               IS DISTINCT FROM
+                   (EXCLUDED.name, EXCLUDED.phone, EXCLUDED.email, EXCLUDED.wechat_openid,
+                    EXCLUDED.birth_month, EXCLUDED.birth_day, EXCLUDED.birth_year,
+                    EXCLUDED.store_code, EXCLUDED.tags, EXCLUDED.sms_opt_in,
+                    EXCLUDED.email_opt_in, EXCLUDED.wechat_opt_in, EXCLUDED.joined_at)
+             RETURNING id, (xmax = 0) AS inserted),
+           -- Updated customers are marked by the UPDATE trigger.
+           marked AS (
+             INSERT INTO segment_dirty (customer_id)
+             SELECT id FROM up WHERE inserted
+             ON CONFLICT DO NOTHING)
+           SELECT count(*) FILTER (WHERE inserted) AS inserted,
+                  count(*) FILTER (WHERE NOT inserted) AS updated
+           FROM up"#,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    upsert_counts(&row, rows)
+}
+
+/// The counts of an upsert whose statement returns `inserted` and `updated`.
+fn upsert_counts(row: &PgRow, rows: usize) -> Result<UpsertCounts, StoreError> {
+    let inserted: i64 = row.try_get("inserted")?;
+    let updated: i64 = row.try_get("updated")?;
+    Ok(counts_from(
+        rows,
+        rows as i64 - inserted,
+        (inserted + updated) as u64,
+    ))
 }
 
 /// Upsert the `rows` orders of `payload` through the staging table: only
@@ -360,13 +383,7 @@ async fn upsert_orders(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let inserted: i64 = row.try_get("inserted")?;
-    let updated: i64 = row.try_get("updated")?;
-    Ok(counts_from(
-        rows,
-        rows as i64 - inserted,
-        (inserted + updated) as u64,
-    ))
+    upsert_counts(&row, rows)
 }
 
 #[cfg(test)]
