@@ -11,7 +11,7 @@ use outreach::domain::{
 };
 use outreach::segments::attributes::{CustomerAttributes, SegmentKind};
 use outreach::segments::{CustomerProfile, RecomputeMode, SegmentRunReport, job};
-use outreach::store::SharedStore;
+use outreach::store::{Backend, SharedStore};
 
 const SHANGHAI: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
@@ -589,6 +589,94 @@ async fn a_broken_segments_file_changes_nothing(store: SharedStore) {
             .iter()
             .all(|s| s.customers == 0)
     );
+}
+
+/// Run `sql` on the test database outside the store.
+async fn raw_sql(db: &common::TestStore, sql: &'static str) {
+    use sqlx::Connection;
+    match db.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// A full run that stops after writing some figures but before rebuilding
+/// the histogram the thresholds come from leaves nothing an incremental run
+/// could build on: the next run is a full one, even when asked for an
+/// incremental one.
+async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    run(store, NOW, RecomputeMode::Full).await;
+    // Phase A commits its batches, then the rebuild fails.
+    raw_sql(
+        db,
+        "ALTER TABLE segment_histogram RENAME TO segment_histogram_away",
+    )
+    .await;
+    let failed = job::run(
+        store.as_ref(),
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t("2026-11-24T12:00:00+08:00"),
+        RecomputeMode::Full,
+    )
+    .await;
+    assert!(failed.is_err(), "the full run was meant to fail");
+    raw_sql(
+        db,
+        "ALTER TABLE segment_histogram_away RENAME TO segment_histogram",
+    )
+    .await;
+    let next = run(
+        store,
+        "2026-11-24T12:30:00+08:00",
+        RecomputeMode::Incremental,
+    )
+    .await;
+    assert_eq!(next.mode, RecomputeMode::Full, "{:?}", next.full_reason);
+    assert!(
+        next.full_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("did not finish")),
+        "{:?}",
+        next.full_reason
+    );
+    // That full run finished: the one after it may be incremental again.
+    let after = run(
+        store,
+        "2026-11-24T13:00:00+08:00",
+        RecomputeMode::Incremental,
+    )
+    .await;
+    assert_eq!(
+        after.mode,
+        RecomputeMode::Incremental,
+        "{:?}",
+        after.full_reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_interrupted_full_run_is_followed_by_a_full_one() {
+    let db = common::sqlite().await;
+    an_interrupted_full_run_is_followed_by_a_full_one(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_interrupted_full_run_is_followed_by_a_full_one() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    an_interrupted_full_run_is_followed_by_a_full_one(&db).await;
+    db.cleanup().await;
 }
 
 store_contract!(

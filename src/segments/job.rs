@@ -52,6 +52,10 @@ pub async fn load_file(store: &dyn Store, campaigns_dir: &Path) -> Result<Segmen
     })
 }
 
+/// The meta key holding when an unfinished full run started ("" once none
+/// is unfinished).
+const FULL_RUN_STARTED_KEY: &str = "segments_full_run_started";
+
 /// The previous run's state, if any (an unreadable state means "none").
 pub async fn previous_state(store: &dyn Store) -> Result<Option<SegmentState>, StoreError> {
     Ok(store
@@ -70,14 +74,17 @@ pub async fn plan(
 ) -> Result<SegmentPlan, StoreError> {
     let stores = store.stores().await?;
     let previous = previous_state(store).await?;
-    Ok(SegmentPlan::new(
-        file,
-        &stores,
-        default_tz,
-        now,
-        requested,
-        previous.as_ref(),
-    ))
+    let mut plan = SegmentPlan::new(file, &stores, default_tz, now, requested, previous.as_ref());
+    if plan.mode == RecomputeMode::Incremental
+        && let Some(started) = store
+            .meta(FULL_RUN_STARTED_KEY)
+            .await?
+            .filter(|s| !s.is_empty())
+    {
+        plan.mode = RecomputeMode::Full;
+        plan.full_reason = Some(format!("the full run started at {started} did not finish"));
+    }
+    Ok(plan)
 }
 
 /// Run the segments job once at `now`.
@@ -96,6 +103,14 @@ pub async fn run(
         if let Some(reason) = &plan.full_reason {
             tracing::info!(reason = %reason, "running a full recompute instead of an incremental one");
         }
+        if plan.mode == RecomputeMode::Full {
+            // A full run rebuilds what incremental runs build on (the
+            // figures' histogram among them): until it has finished, the
+            // next run must be a full one too.
+            store
+                .set_meta(FULL_RUN_STARTED_KEY, &now.to_rfc3339())
+                .await?;
+        }
         let outcome = store.recompute_segments(&plan).await?;
         let state = plan.finished_state(now);
         store
@@ -104,6 +119,9 @@ pub async fn run(
                 &serde_json::to_string(&state).unwrap_or_else(|_| "{}".into()),
             )
             .await?;
+        if plan.mode == RecomputeMode::Full {
+            store.set_meta(FULL_RUN_STARTED_KEY, "").await?;
+        }
         let report = SegmentRunReport {
             mode: plan.mode,
             full_reason: plan.full_reason.clone(),

@@ -88,23 +88,25 @@ pub fn histogram_rebuild(dialect: Dialect) -> [String; 2] {
 
 /// `CREATE TEMP TABLE` for `seg_hist_rows`: the four histogram values of
 /// the customers of one incremental batch, before (`d` = -1) and after
-/// (`d` = +1) their order figures are recomputed.
-pub fn histogram_rows_table(dialect: Dialect) -> [&'static str; 2] {
+/// (`d` = +1) their order figures are recomputed. Emptied for each batch
+/// ([`HISTOGRAM_ROWS_CLEAR`]).
+pub fn histogram_rows_table(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => [
+        Dialect::Sqlite => {
             "CREATE TEMP TABLE IF NOT EXISTS seg_hist_rows (store_key TEXT NOT NULL, \
              last_order_day INTEGER, order_count INTEGER NOT NULL, total_spent_fen INTEGER NOT NULL, \
-             spent_365d_fen INTEGER NOT NULL, d INTEGER NOT NULL)",
-            "DELETE FROM seg_hist_rows",
-        ],
-        Dialect::Postgres => [
+             spent_365d_fen INTEGER NOT NULL, d INTEGER NOT NULL)"
+        }
+        Dialect::Postgres => {
             "CREATE TEMP TABLE IF NOT EXISTS seg_hist_rows (store_key TEXT COLLATE \"C\" NOT NULL, \
              last_order_day INTEGER, order_count INTEGER NOT NULL, total_spent_fen BIGINT NOT NULL, \
-             spent_365d_fen BIGINT NOT NULL, d INTEGER NOT NULL)",
-            "TRUNCATE seg_hist_rows",
-        ],
+             spent_365d_fen BIGINT NOT NULL, d INTEGER NOT NULL)"
+        }
     }
 }
+
+/// Empties `seg_hist_rows` (both dialects).
+pub const HISTOGRAM_ROWS_CLEAR: &str = "DELETE FROM seg_hist_rows";
 
 /// Record the histogram values of the `seg_todo` customers with ids in
 /// `(lo, hi]` as they are now, with sign `d`; placeholders: lo, hi.

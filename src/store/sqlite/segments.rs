@@ -18,7 +18,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
-use crate::segments::plan::{BirthdayDistance, RecomputeMode, STATE_KEY, SegmentPlan, StoreDay};
+use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::store::{StoreError, segments_sql};
 
@@ -381,11 +381,8 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     let sql = phase_a_sql(plan);
     let incremental = plan.mode == RecomputeMode::Incremental;
-    if !incremental {
-        // Until this run has rebuilt the histogram, the next run must be a
-        // full one too (it is recorded again when this run finishes).
-        sqlx::query("DELETE FROM meta WHERE key = ?")
-            .bind(STATE_KEY)
+    if incremental {
+        sqlx::query(segments_sql::histogram_rows_table(Dialect::Sqlite))
             .execute(&mut **conn)
             .await?;
     }
@@ -398,9 +395,9 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         if incremental {
-            for sql in segments_sql::histogram_rows_table(Dialect::Sqlite) {
-                sqlx::query(sql).execute(&mut *tx).await?;
-            }
+            sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
+                .execute(&mut *tx)
+                .await?;
             histogram_rows(&mut tx, -1, &lo, &hi).await?;
         }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
