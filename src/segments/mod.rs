@@ -9,6 +9,7 @@ pub mod file;
 pub mod job;
 pub mod plan;
 pub mod rules;
+pub mod thresholds;
 
 pub use attributes::{CustomerProfile, SegmentOutcome, SegmentRunReport, SegmentSize};
 pub use file::{CustomSegment, SegmentsFile};

@@ -288,12 +288,19 @@ impl SegmentPlan {
     /// Whether a custom segment must be evaluated over every customer: in a
     /// full run, for a new or changed definition, and when it reads a
     /// date-dependent attribute and the date moved. Otherwise only the
-    /// customers this run re-ranked can have entered or left it.
+    /// customers whose attributes this run changed can have entered or left
+    /// it.
     pub fn evaluate_all(&self, segment: &CustomSegment) -> bool {
         self.mode == RecomputeMode::Full
             || self.previous_custom.get(&segment.name).map(String::as_str)
                 != Some(segment.expr.source())
             || (segment.expr.depends_on_today() && self.today_moved)
+    }
+
+    /// Whether some custom segment is evaluated only over the customers
+    /// whose attributes this run changed (see [`SegmentPlan::evaluate_all`]).
+    pub fn evaluates_some_segment_over_changes(&self) -> bool {
+        self.custom.iter().any(|c| !self.evaluate_all(c))
     }
 
     /// The calendar of a store key (falls back to the default zone's).

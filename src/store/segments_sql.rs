@@ -1,22 +1,16 @@
 //! SQL of the segments job's ranking phase, shared by both backends (they
 //! differ only in how a boolean becomes 0 or 1).
 //!
-//! Quintile scores are ranks within the store: a customer whose value has
-//! `less` customers strictly below it, among `total`, scores
-//! `1 + floor(5 * less / total)` — `RANK()` semantics, so ties share a score.
-//! Since `less` only grows with the value, "score > k" is "value >= u_k" for a
-//! threshold `u_k` per store. The thresholds come from a window over each
-//! store's histogram of values, kept in `segment_histogram` (a few thousand
-//! rows: a full run rebuilds it, an incremental run adds the changes of the
-//! customers it recomputes), instead of a window sort of every customer; one
-//! pass over the customers (or the candidates) then finds those whose score,
-//! stage or tier changed.
+//! Quintile scores are ranks within the store; the thresholds that turn a
+//! value into a score or tier come from each store's histogram of values
+//! (see `segments::thresholds`), kept in `segment_histogram` (a row per
+//! distinct value: a full run rebuilds it, an incremental run adds the
+//! changes of the customers it recomputes), instead of a sort of every
+//! customer. One pass over the customers (or the candidates) then finds those
+//! whose score, stage or tier changed.
 
-use crate::expr::Dialect;
+use crate::expr::{Dialect, Placeholders, SqlParam};
 use crate::segments::plan::SegmentPlan;
-
-/// Stands for "no threshold": no value reaches it.
-const UNREACHABLE: i64 = 1 << 62;
 
 fn as_int(dialect: Dialect, cond: &str) -> String {
     match dialect {
@@ -25,53 +19,50 @@ fn as_int(dialect: Dialect, cond: &str) -> String {
     }
 }
 
-/// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
-/// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
-/// (vip) and `t2` (core), from `segment_histogram` (a few thousand rows).
-pub fn thresholds(plan: &SegmentPlan) -> String {
-    let tiers = &plan.rules.tiers;
-    let mut cols = Vec::new();
-    for m in ["r", "f", "m"] {
-        for k in 1..=4 {
-            cols.push(format!(
-                "COALESCE(MAX(CASE WHEN q.metric = '{m}' AND q.k = {k} THEN q.v END), {UNREACHABLE}) AS {m}{k}"
-            ));
+/// Each (metric, store key) of `segment_histogram` with its customer count.
+pub fn histogram_totals(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT metric, store_key, SUM(n) FROM segment_histogram GROUP BY metric, store_key"
+        }
+        Dialect::Postgres => {
+            "SELECT metric, store_key, SUM(n)::bigint FROM segment_histogram GROUP BY metric, store_key"
         }
     }
-    for k in 1..=2 {
-        cols.push(format!(
-            "COALESCE(MAX(CASE WHEN q.metric = 't' AND q.k = {k} THEN q.v END), {UNREACHABLE}) AS t{k}"
-        ));
-    }
+}
+
+/// `segment_histogram` in the order a
+/// [`ThresholdScan`](crate::segments::thresholds::ThresholdScan) reads it.
+pub const HISTOGRAM_IN_ORDER: &str =
+    "SELECT metric, store_key, value, n FROM segment_histogram ORDER BY metric, store_key, value";
+
+/// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
+/// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
+/// (vip) and `t2` (core).
+pub fn thresholds_table(dialect: Dialect) -> String {
+    let (key, int) = match dialect {
+        Dialect::Sqlite => ("TEXT", "INTEGER"),
+        Dialect::Postgres => ("TEXT COLLATE \"C\"", "BIGINT"),
+    };
+    let cols: Vec<String> = THRESHOLD_COLUMNS
+        .iter()
+        .map(|(c, _)| format!("{c} {int} NOT NULL"))
+        .collect();
     format!(
-        r#"CREATE TEMP TABLE seg_thr AS
-WITH hist AS (
-    SELECT metric, store_key, value AS v, n FROM segment_histogram
-),
-cum AS (
-    SELECT metric, store_key, v, n,
-           SUM(n) OVER (PARTITION BY metric, store_key ORDER BY v) - n AS less,
-           SUM(n) OVER (PARTITION BY metric, store_key) AS total
-    FROM hist
-),
-q AS (
-    SELECT c.metric, c.store_key, k.k, MIN(c.v) AS v
-    FROM cum c JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) k
-      ON c.metric <> 't' AND 5 * c.less >= k.k * c.total
-    GROUP BY c.metric, c.store_key, k.k
-    UNION ALL
-    SELECT c.metric, c.store_key, k.k, MIN(c.v)
-    FROM cum c JOIN (SELECT 1 AS k, {vip} AS p UNION ALL SELECT 2, {vip_core}) k
-      ON c.metric = 't' AND (c.total - c.less - c.n) * 100 < k.p * c.total
-    GROUP BY c.metric, c.store_key, k.k
-)
-SELECT t.store_key, {cols}
-FROM seg_today t LEFT JOIN q ON q.store_key = t.store_key
-GROUP BY t.store_key"#,
-        vip = tiers.vip_top_percent,
-        vip_core = tiers.vip_top_percent + tiers.core_next_percent,
-        cols = cols.join(",\n    "),
+        "CREATE TEMP TABLE seg_thr (store_key {key} PRIMARY KEY, {})",
+        cols.join(", ")
     )
+}
+
+/// Insert one row of `seg_thr`: the store key, then the 14 thresholds.
+pub fn thresholds_insert(dialect: Dialect) -> String {
+    let marks: Vec<String> = (1..=THRESHOLD_COLUMNS.len() + 1)
+        .map(|i| match dialect {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${i}"),
+        })
+        .collect();
+    format!("INSERT INTO seg_thr VALUES ({})", marks.join(", "))
 }
 
 /// Statements that rebuild `segment_histogram` from every customer's
@@ -203,52 +194,167 @@ const THRESHOLD_COLUMNS: [(&str, &str); 14] = [
     ("t2", "spent_365d_fen"),
 ];
 
-/// Statements that fill `seg_cand` (an empty table of ids) with every
-/// customer an incremental run must re-rank: those recomputed from their
-/// orders (`seg_todo`), those whose value lies between a threshold's old and
-/// new position, and those whose stage may have moved with the date since the
-/// previous run (`segment_run_state`). Anyone else keeps score, stage and tier.
-pub fn candidates(plan: &SegmentPlan, dialect: Dialect) -> Vec<String> {
-    let (insert, tail, least, greatest) = match dialect {
-        Dialect::Sqlite => ("INSERT OR IGNORE INTO seg_cand (id)", "", "min", "max"),
-        Dialect::Postgres => (
-            "INSERT INTO seg_cand (id)",
-            " ON CONFLICT DO NOTHING",
-            "LEAST",
-            "GREATEST",
-        ),
-    };
-    let mut out = vec![format!("{insert} SELECT id FROM seg_todo{tail}")];
-    for (thr, col) in THRESHOLD_COLUMNS {
-        out.push(format!(
-            "{insert} SELECT a.customer_id FROM segment_run_state p \
-             JOIN seg_thr s ON s.store_key = p.store_key AND s.{thr} <> p.{thr} \
-             JOIN customer_attributes a ON a.store_key = p.store_key \
-              AND a.{col} >= {least}(p.{thr}, s.{thr}) AND a.{col} < {greatest}(p.{thr}, s.{thr}){tail}"
-        ));
+/// What a store key is ranked with: its local day, the starts of the
+/// lifecycle windows (epoch milliseconds, in [`SINCE_COLUMNS`] order) and the
+/// thresholds (in [`THRESHOLD_COLUMNS`] order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankBasis {
+    pub today: i64,
+    pub since: [i64; 4],
+    pub thresholds: [i64; 14],
+}
+
+/// The columns of a [`RankBasis`] in a row of [`rank_bases`].
+pub const RANK_BASIS_WIDTH: usize = 19;
+
+impl RankBasis {
+    /// From [`RANK_BASIS_WIDTH`] integers in the order [`rank_bases`] reads them.
+    pub fn from_columns(v: &[i64; RANK_BASIS_WIDTH]) -> RankBasis {
+        let mut since = [0; 4];
+        since.copy_from_slice(&v[1..5]);
+        let mut thresholds = [0; 14];
+        thresholds.copy_from_slice(&v[5..]);
+        RankBasis {
+            today: v[0],
+            since,
+            thresholds,
+        }
     }
+}
+
+/// One store key's basis in the previous run and in this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreBases {
+    pub store_key: String,
+    pub previous: RankBasis,
+    pub current: RankBasis,
+}
+
+/// The lifecycle window starts of `seg_today` and `segment_run_state`.
+const SINCE_COLUMNS: [&str; 4] = ["new_since", "active_since", "at_risk_since", "lapsed_since"];
+
+/// A query with a row per store key known to both this run's calendar and
+/// the previous run: the key, then the previous [`RankBasis`], then this
+/// run's ([`RANK_BASIS_WIDTH`] integers each). Needs `seg_thr`.
+pub fn rank_bases(dialect: Dialect) -> String {
+    let ms = |col: String| match dialect {
+        Dialect::Sqlite => col,
+        Dialect::Postgres => format!("(extract(epoch FROM {col}) * 1000)::bigint"),
+    };
+    let mut cols = vec!["t.store_key".to_owned()];
+    for (cal, thr) in [("p", "p"), ("t", "s")] {
+        cols.push(format!("{cal}.today"));
+        cols.extend(SINCE_COLUMNS.iter().map(|c| ms(format!("{cal}.{c}"))));
+        cols.extend(THRESHOLD_COLUMNS.iter().map(|(c, _)| format!("{thr}.{c}")));
+    }
+    format!(
+        "SELECT {} FROM seg_today t \
+         JOIN segment_run_state p ON p.store_key = t.store_key \
+         JOIN seg_thr s ON s.store_key = t.store_key",
+        cols.join(", ")
+    )
+}
+
+impl StoreBases {
+    /// From a row of [`rank_bases`].
+    pub fn from_row<R>(row: &R) -> Result<StoreBases, sqlx::Error>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let basis = |first: usize| -> Result<RankBasis, sqlx::Error> {
+            let mut v = [0i64; RANK_BASIS_WIDTH];
+            for (i, slot) in v.iter_mut().enumerate() {
+                *slot = row.try_get(first + i)?;
+            }
+            Ok(RankBasis::from_columns(&v))
+        };
+        Ok(StoreBases {
+            store_key: row.try_get(0)?,
+            previous: basis(1)?,
+            current: basis(1 + RANK_BASIS_WIDTH)?,
+        })
+    }
+}
+
+/// A condition on `customer_attributes a` for the customers an incremental
+/// run must re-rank besides those it recomputed: those whose value lies
+/// between a threshold's old and new position, and those whose stage may have
+/// moved with the date since the previous run. Anyone else keeps score, stage
+/// and tier. The ranges are literal parameters for one scan of the table (a
+/// range per index would need an index per ranked value, and every new order
+/// would move the customer's entry in each); `None` when no range is open.
+/// Store keys new since the previous run make the run a full one.
+pub fn candidate_ranges(
+    plan: &SegmentPlan,
+    bases: &[StoreBases],
+    dialect: Dialect,
+) -> Option<(String, Vec<SqlParam>)> {
+    let mut ph = Placeholders::new();
+    let mut stores = Vec::new();
     let l = &plan.rules.lifecycle;
-    for days in [
+    let windows = [
         l.active_within_days,
         l.at_risk_within_days,
         l.lapsed_within_days,
-    ] {
-        out.push(format!(
-            "{insert} SELECT a.customer_id FROM segment_run_state p \
-             JOIN seg_today t ON t.store_key = p.store_key AND t.today <> p.today \
-             JOIN customer_attributes a ON a.store_key = p.store_key \
-              AND a.last_order_day >= p.today - {days} AND a.last_order_day < t.today - {days}{tail}"
+    ];
+    for b in bases {
+        let (p, c) = (&b.previous, &b.current);
+        // Half-open [lo, hi) ranges of a column.
+        let mut ranges: Vec<(String, i64, i64)> = Vec::new();
+        for (i, (_, col)) in THRESHOLD_COLUMNS.iter().enumerate() {
+            let (old, new) = (p.thresholds[i], c.thresholds[i]);
+            ranges.push((format!("a.{col}"), old.min(new), old.max(new)));
+        }
+        for days in windows {
+            let days = i64::from(days);
+            ranges.push((
+                "a.last_order_day".to_owned(),
+                p.today - days,
+                c.today - days,
+            ));
+        }
+        for (i, _) in SINCE_COLUMNS.iter().enumerate() {
+            ranges.push(("a.joined_at".to_owned(), p.since[i], c.since[i]));
+        }
+        let ranges: Vec<_> = ranges.into_iter().filter(|(_, lo, hi)| lo < hi).collect();
+        if ranges.is_empty() {
+            continue;
+        }
+        // SQLite's `?` bind in the order they appear: the key comes first.
+        let key = ph.push(dialect, SqlParam::Text(b.store_key.clone()));
+        let mut terms = Vec::new();
+        for (col, lo, hi) in ranges {
+            let is_instant = col == "a.joined_at";
+            let mut bound = |v: i64| {
+                let p = ph.push(dialect, SqlParam::Int(v));
+                match (dialect, is_instant) {
+                    (Dialect::Postgres, true) => {
+                        format!("'epoch'::timestamptz + {p} * interval '1 millisecond'")
+                    }
+                    _ => p,
+                }
+            };
+            let (lo, hi) = (bound(lo), bound(hi));
+            terms.push(format!("({col} >= {lo} AND {col} < {hi})"));
+        }
+        // `+` keeps SQLite off the recency index: reading a whole store
+        // through it and then each row by key is ten times a plain scan.
+        let store_col = match dialect {
+            Dialect::Sqlite => "+a.store_key",
+            Dialect::Postgres => "a.store_key",
+        };
+        stores.push(format!(
+            "({store_col} = {key} AND ({}))",
+            terms.join("\n      OR ")
         ));
     }
-    for since in ["new_since", "active_since", "at_risk_since", "lapsed_since"] {
-        out.push(format!(
-            "{insert} SELECT a.customer_id FROM segment_run_state p \
-             JOIN seg_today t ON t.store_key = p.store_key AND t.{since} <> p.{since} \
-             JOIN customer_attributes a ON a.store_key = p.store_key \
-              AND a.joined_at >= p.{since} AND a.joined_at < t.{since}{tail}"
-        ));
+    if stores.is_empty() {
+        return None;
     }
-    out
+    Some((stores.join("\n   OR "), ph.into_params()))
 }
 
 /// Statements recording this run's calendar and thresholds for the next one.
@@ -261,11 +367,72 @@ pub fn save_state() -> [&'static str; 2] {
     ]
 }
 
+/// Which customers a run re-ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankScope<'a> {
+    /// Everyone (a full run).
+    All,
+    /// Those recomputed from their orders (`seg_todo`) and those matching
+    /// the condition of [`candidate_ranges`], if any (an incremental run).
+    Candidates(Option<&'a str>),
+}
+
 /// `CREATE TEMP TABLE seg_changes`: customers whose scores, stage or tier
-/// differ from what is stored, with old and new values; only among
-/// `seg_cand` when `restricted`.
-pub fn changes(plan: &SegmentPlan, dialect: Dialect, restricted: bool) -> String {
+/// differ from what is stored, with old and new values, among `scope`.
+/// Placeholders: those of the scope's condition.
+pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: RankScope<'_>) -> String {
+    // SQLite's CROSS JOIN fixes the join order: the customers (or the few
+    // batch ids) outside, the calendar and thresholds looked up by key.
+    let join = match dialect {
+        Dialect::Sqlite => "CROSS JOIN",
+        Dialect::Postgres => "JOIN",
+    };
+    let all = changes_select(plan, dialect, "customer_attributes a", "TRUE");
+    let body = match scope {
+        RankScope::All => all,
+        RankScope::Candidates(ranges) => {
+            let todo = changes_select(
+                plan,
+                dialect,
+                &format!("seg_todo x0 {join} customer_attributes a ON a.customer_id = x0.id"),
+                "TRUE",
+            );
+            match ranges {
+                // A customer in both is the same row twice: UNION keeps one.
+                Some(cond) => {
+                    let scan = match dialect {
+                        Dialect::Sqlite => {
+                            changes_select(plan, dialect, "customer_attributes a", cond)
+                        }
+                        // The fence keeps PostgreSQL to one (parallel) scan
+                        // with the ranges as its filter: it would otherwise
+                        // walk each store through an index.
+                        Dialect::Postgres => changes_select(
+                            plan,
+                            dialect,
+                            &format!(
+                                "(SELECT * FROM customer_attributes a WHERE {cond} OFFSET 0) a"
+                            ),
+                            "TRUE",
+                        ),
+                    };
+                    format!("{scan}\nUNION\n{todo}")
+                }
+                None => todo,
+            }
+        }
+    };
+    format!("CREATE TEMP TABLE seg_changes AS\n{body}")
+}
+
+/// The changed rows among `source` (which names `customer_attributes a`)
+/// that meet `filter`.
+fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &str) -> String {
     let l = &plan.rules.lifecycle;
+    let join = match dialect {
+        Dialect::Sqlite => "CROSS JOIN",
+        Dialect::Postgres => "JOIN",
+    };
     let score = |col: &str, m: &str| {
         let steps: Vec<String> = (1..=4)
             .map(|k| as_int(dialect, &format!("a.{col} >= s.{m}{k}")))
@@ -282,8 +449,7 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, restricted: bool) -> String
         )
     };
     format!(
-        r#"CREATE TEMP TABLE seg_changes AS
-SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
+        r#"SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
     SELECT a.customer_id AS id, a.lifecycle AS old_stage, a.value_tier AS old_tier,
         a.r_score AS old_r, a.f_score AS old_f, a.m_score AS old_m,
         {r} AS r, {f} AS f, {m} AS m,
@@ -296,21 +462,12 @@ SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
              WHEN {lapsed} THEN 'lapsed'
              ELSE 'churned' END AS stage
     FROM {source}
-    JOIN seg_today t ON t.store_key = a.store_key
-    JOIN seg_thr s ON s.store_key = a.store_key
+    {join} seg_today t ON t.store_key = a.store_key
+    {join} seg_thr s ON s.store_key = a.store_key
+    WHERE {filter}
 ) x
 WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
    OR old_stage <> stage OR old_tier <> tier"#,
-        // SQLite's CROSS JOIN keeps the (few) candidates as the outer loop.
-        source = match (restricted, dialect) {
-            (true, Dialect::Sqlite) => {
-                "seg_cand x0 CROSS JOIN customer_attributes a ON a.customer_id = x0.id"
-            }
-            (true, Dialect::Postgres) => {
-                "seg_cand x0 JOIN customer_attributes a ON a.customer_id = x0.id"
-            }
-            (false, _) => "customer_attributes a",
-        },
         r = score("last_order_day", "r"),
         f = score("order_count", "f"),
         m = score("total_spent_fen", "m"),
@@ -327,6 +484,13 @@ WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT 
         },
     )
 }
+
+/// `CREATE TEMP TABLE seg_cand`: the customers whose attributes an
+/// incremental run changed (recomputed figures, or new scores, stage or
+/// tier). Custom segments not evaluated over everyone are evaluated over
+/// these: anyone else has the attributes of the previous run.
+pub const CHANGED_CUSTOMERS: &str =
+    "CREATE TEMP TABLE seg_cand AS SELECT id FROM seg_todo UNION SELECT id FROM seg_changes";
 
 /// Transitions for the stage and tier changes of `seg_changes` rows with
 /// ids in `(lo, hi]`; placeholders: now, lo, hi (in that order, each once).
@@ -362,4 +526,95 @@ SET r_score = c.r, f_score = c.f, m_score = c.m,
 FROM seg_changes c
 WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segments::{RecomputeMode, SegmentsFile};
+    use chrono::TimeZone;
+
+    fn plan() -> SegmentPlan {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+        SegmentPlan::new(
+            &SegmentsFile::defaults(),
+            &[],
+            chrono_tz::Asia::Shanghai,
+            now,
+            RecomputeMode::Full,
+            None,
+        )
+    }
+
+    fn basis(today: i64) -> RankBasis {
+        RankBasis {
+            today,
+            since: [1_000, 2_000, 3_000, 4_000],
+            thresholds: [10, 20, 30, 40, 1, 2, 3, 4, 100, 200, 300, 400, 900, 500],
+        }
+    }
+
+    #[test]
+    fn nothing_moved_means_no_scan() {
+        let bases = [StoreBases {
+            store_key: "SH-001".into(),
+            previous: basis(20_780),
+            current: basis(20_780),
+        }];
+        assert_eq!(candidate_ranges(&plan(), &bases, Dialect::Sqlite), None);
+    }
+
+    #[test]
+    fn moved_thresholds_and_days_become_ranges_bound_in_order() {
+        let mut current = basis(20_781);
+        current.thresholds[1] = 18; // r2 moved down: [18, 20)
+        current.thresholds[13] = 550; // t2 moved up: [500, 550)
+        current.since[1] += 86_400_000;
+        let bases = [
+            StoreBases {
+                store_key: "SH-001".into(),
+                previous: basis(20_780),
+                current,
+            },
+            StoreBases {
+                store_key: "BJ-001".into(),
+                previous: basis(20_780),
+                current: basis(20_780),
+            },
+        ];
+        let p = plan();
+        let (sql, params) = candidate_ranges(&p, &bases, Dialect::Sqlite).unwrap();
+        let l = &p.rules.lifecycle;
+        let day = |d: u32| i64::from(d);
+        // The store key binds first (SQLite's `?` are positional), then
+        // each range's bounds in the order they appear.
+        let expected = vec![
+            SqlParam::Text("SH-001".into()),
+            SqlParam::Int(18),
+            SqlParam::Int(20),
+            SqlParam::Int(500),
+            SqlParam::Int(550),
+            SqlParam::Int(20_780 - day(l.active_within_days)),
+            SqlParam::Int(20_781 - day(l.active_within_days)),
+            SqlParam::Int(20_780 - day(l.at_risk_within_days)),
+            SqlParam::Int(20_781 - day(l.at_risk_within_days)),
+            SqlParam::Int(20_780 - day(l.lapsed_within_days)),
+            SqlParam::Int(20_781 - day(l.lapsed_within_days)),
+            SqlParam::Int(2_000),
+            SqlParam::Int(2_000 + 86_400_000),
+        ];
+        assert_eq!(params, expected);
+        assert_eq!(sql.matches('?').count(), params.len());
+        assert!(sql.starts_with("(+a.store_key = ? AND ((a.last_order_day >= ?"));
+        assert!(
+            !sql.contains("BJ-001"),
+            "a store where nothing moved is not scanned"
+        );
+        // PostgreSQL numbers its placeholders and compares instants.
+        let (pg, pg_params) = candidate_ranges(&p, &bases, Dialect::Postgres).unwrap();
+        assert_eq!(pg_params, expected);
+        assert!(
+            pg.contains("a.joined_at >= 'epoch'::timestamptz + $12 * interval '1 millisecond'")
+        );
+    }
 }

@@ -15,7 +15,10 @@ use crate::segments::attributes::{
 use crate::segments::derive as shared;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
-use crate::store::{StoreError, segments_sql};
+use crate::segments::thresholds::ThresholdScan;
+use crate::store::StoreError;
+use crate::store::segments_sql::{self, RankScope};
+use futures::TryStreamExt;
 
 type Conn = PoolConnection<Postgres>;
 
@@ -32,6 +35,19 @@ impl PgStore {
             .await?;
         // Each batch has its own id range: plan it for that range.
         sqlx::query("SET plan_cache_mode = force_custom_plan")
+            .execute(&mut *conn)
+            .await?;
+        // The tables the job reads are in memory by the time it reads them
+        // by key: a scan of every customer for a few thousand of them is
+        // the costlier plan, whatever the default page cost says.
+        sqlx::query("SET random_page_cost = 1.1")
+            .execute(&mut *conn)
+            .await?;
+        // Each batch is a transaction of its own that the next run redoes
+        // if it is lost (its customers stay marked until it commits): a
+        // crash may cost the last batches, never half of one, so the job
+        // does not wait for each commit to reach the disk.
+        sqlx::query("SET synchronous_commit = off")
             .execute(&mut *conn)
             .await?;
         load_calendar(&mut conn, &plan.days, &plan.birthdays).await?;
@@ -62,6 +78,12 @@ impl PgStore {
         sqlx::query("RESET jit").execute(&mut *conn).await?;
         sqlx::query("RESET work_mem").execute(&mut *conn).await?;
         sqlx::query("RESET plan_cache_mode")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("RESET random_page_cost")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("RESET synchronous_commit")
             .execute(&mut *conn)
             .await?;
         Ok(outcome)
@@ -366,10 +388,14 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
                 sqlx::query(sql).execute(&mut **conn).await?;
             }
             sqlx::query(
+                // The fence keeps the planner to the `due` index alone (it
+                // would AND it with a whole store of the recency index).
                 r#"INSERT INTO seg_todo
-                   SELECT a.customer_id FROM customer_attributes a
+                   SELECT a.customer_id
+                   FROM (SELECT customer_id, store_key, next_change_day FROM customer_attributes
+                         WHERE next_change_day <= $1 OFFSET 0) a
                    JOIN seg_today t ON t.store_key = a.store_key
-                   WHERE a.next_change_day <= $1 AND a.next_change_day <= t.today
+                   WHERE a.next_change_day <= t.today
                    ON CONFLICT DO NOTHING"#,
             )
             .bind(plan.max_today())
@@ -484,29 +510,55 @@ async fn histogram_rows(
 }
 
 async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
-    let restricted = plan.mode == RecomputeMode::Incremental;
     for sql in [
         "DROP TABLE IF EXISTS pg_temp.seg_thr".to_owned(),
         "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
-        "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT COLLATE \"C\" PRIMARY KEY)".to_owned(),
-        "TRUNCATE seg_cand".to_owned(),
-        segments_sql::thresholds(plan),
-        "ANALYZE seg_thr".to_owned(),
+        "DROP TABLE IF EXISTS pg_temp.seg_cand".to_owned(),
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }
-    if restricted {
-        for sql in segments_sql::candidates(plan, Dialect::Postgres) {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+    fill_thresholds(conn, plan).await?;
+    sqlx::query("ANALYZE seg_thr").execute(&mut **conn).await?;
+    let ranges = match plan.mode {
+        RecomputeMode::Full => None,
+        RecomputeMode::Incremental => {
+            let bases = store_bases(conn).await?;
+            Some(segments_sql::candidate_ranges(
+                plan,
+                &bases,
+                Dialect::Postgres,
+            ))
         }
-        sqlx::query("ANALYZE seg_cand").execute(&mut **conn).await?;
-    }
+    };
+    let (scope, params) = match &ranges {
+        None => (RankScope::All, &[][..]),
+        Some(None) => (RankScope::Candidates(None), &[][..]),
+        Some(Some((cond, params))) => (RankScope::Candidates(Some(cond)), &params[..]),
+    };
+    // CREATE TABLE AS may scan in parallel (an INSERT may not): the scan of
+    // every customer is the run's largest read.
+    sqlx::query(AssertSqlSafe(segments_sql::changes(
+        plan,
+        Dialect::Postgres,
+        scope,
+    )))
+    .bind_params(params)
+    .execute(&mut **conn)
+    .await?;
     for sql in [
-        segments_sql::changes(plan, Dialect::Postgres, restricted),
-        "CREATE UNIQUE INDEX ON seg_changes (id)".to_owned(),
-        "ANALYZE seg_changes".to_owned(),
+        "CREATE UNIQUE INDEX ON seg_changes (id)",
+        "ANALYZE seg_changes",
     ] {
-        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    if plan.evaluates_some_segment_over_changes() {
+        for sql in [
+            segments_sql::CHANGED_CUSTOMERS,
+            "CREATE UNIQUE INDEX ON seg_cand (id)",
+            "ANALYZE seg_cand",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
     }
     let (mut changed, mut transitions) = (0u64, 0u64);
     let mut lo = String::new();
@@ -545,6 +597,57 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     Ok((changed, transitions))
+}
+
+/// Create `seg_thr` with each store key's thresholds, read from
+/// `segment_histogram` in one ordered pass.
+async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+    let totals: Vec<(String, String, i64)> =
+        sqlx::query_as(segments_sql::histogram_totals(Dialect::Postgres))
+            .fetch_all(&mut **conn)
+            .await?;
+    let mut scan = ThresholdScan::new(&plan.rules.tiers, totals);
+    let mut rows = sqlx::query(segments_sql::HISTOGRAM_IN_ORDER).fetch(&mut **conn);
+    while let Some(row) = rows.try_next().await? {
+        let metric: &str = row.try_get(0)?;
+        let store_key: &str = row.try_get(1)?;
+        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)
+            .map_err(|e| StoreError::Corrupt {
+                table: "segment_histogram",
+                reason: e.to_string(),
+            })?;
+    }
+    drop(rows);
+    let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
+    sqlx::query(AssertSqlSafe(segments_sql::thresholds_table(
+        Dialect::Postgres,
+    )))
+    .execute(&mut **conn)
+    .await?;
+    let insert = segments_sql::thresholds_insert(Dialect::Postgres);
+    for (store_key, values) in found {
+        values
+            .iter()
+            .fold(
+                sqlx::query(AssertSqlSafe(insert.clone())).bind(store_key),
+                |q, v| q.bind(*v),
+            )
+            .execute(&mut **conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What each store key was ranked with by the previous run and is now.
+async fn store_bases(conn: &mut Conn) -> Result<Vec<segments_sql::StoreBases>, StoreError> {
+    Ok(
+        sqlx::query(AssertSqlSafe(segments_sql::rank_bases(Dialect::Postgres)))
+            .fetch_all(&mut **conn)
+            .await?
+            .iter()
+            .map(segments_sql::StoreBases::from_row)
+            .collect::<Result<Vec<_>, _>>()?,
+    )
 }
 
 async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {

@@ -20,7 +20,10 @@ use crate::segments::attributes::{
 use crate::segments::derive as shared;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
-use crate::store::{StoreError, segments_sql};
+use crate::segments::thresholds::ThresholdScan;
+use crate::store::StoreError;
+use crate::store::segments_sql::{self, RankScope};
+use futures::TryStreamExt;
 
 type Conn = PoolConnection<Sqlite>;
 
@@ -482,28 +485,48 @@ async fn histogram_rows(
 /// changed rows written in batches with their transitions. Returns (rows
 /// changed, transitions).
 async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
-    let restricted = plan.mode == RecomputeMode::Incremental;
     for sql in [
         "DROP TABLE IF EXISTS temp.seg_thr",
         "DROP TABLE IF EXISTS temp.seg_changes",
-        "CREATE TEMP TABLE IF NOT EXISTS seg_cand (id TEXT PRIMARY KEY) WITHOUT ROWID",
-        "DELETE FROM seg_cand",
+        "DROP TABLE IF EXISTS temp.seg_cand",
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    sqlx::query(AssertSqlSafe(segments_sql::thresholds(plan)))
+    fill_thresholds(conn, plan).await?;
+    let ranges = match plan.mode {
+        RecomputeMode::Full => None,
+        RecomputeMode::Incremental => {
+            let bases = store_bases(conn).await?;
+            Some(segments_sql::candidate_ranges(
+                plan,
+                &bases,
+                Dialect::Sqlite,
+            ))
+        }
+    };
+    let (scope, params) = match &ranges {
+        None => (RankScope::All, &[][..]),
+        Some(None) => (RankScope::Candidates(None), &[][..]),
+        Some(Some((cond, params))) => (RankScope::Candidates(Some(cond)), &params[..]),
+    };
+    sqlx::query(AssertSqlSafe(segments_sql::changes(
+        plan,
+        Dialect::Sqlite,
+        scope,
+    )))
+    .bind_params(params)
+    .execute(&mut **conn)
+    .await?;
+    sqlx::query("CREATE UNIQUE INDEX temp.seg_changes_id ON seg_changes (id)")
         .execute(&mut **conn)
         .await?;
-    if restricted {
-        for sql in segments_sql::candidates(plan, Dialect::Sqlite) {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+    if plan.evaluates_some_segment_over_changes() {
+        for sql in [
+            segments_sql::CHANGED_CUSTOMERS,
+            "CREATE UNIQUE INDEX temp.seg_cand_id ON seg_cand (id)",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
         }
-    }
-    for sql in [
-        segments_sql::changes(plan, Dialect::Sqlite, restricted),
-        "CREATE UNIQUE INDEX temp.seg_changes_id ON seg_changes (id)".to_owned(),
-    ] {
-        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }
     let now = ms(plan.now);
     let (mut changed, mut transitions) = (0u64, 0u64);
@@ -540,6 +563,57 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     Ok((changed, transitions))
+}
+
+/// Create `seg_thr` with each store key's thresholds, read from
+/// `segment_histogram` in one ordered pass.
+async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+    let totals: Vec<(String, String, i64)> =
+        sqlx::query_as(segments_sql::histogram_totals(Dialect::Sqlite))
+            .fetch_all(&mut **conn)
+            .await?;
+    let mut scan = ThresholdScan::new(&plan.rules.tiers, totals);
+    let mut rows = sqlx::query(segments_sql::HISTOGRAM_IN_ORDER).fetch(&mut **conn);
+    while let Some(row) = rows.try_next().await? {
+        let metric: &str = row.try_get(0)?;
+        let store_key: &str = row.try_get(1)?;
+        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)
+            .map_err(|e| StoreError::Corrupt {
+                table: "segment_histogram",
+                reason: e.to_string(),
+            })?;
+    }
+    drop(rows);
+    let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
+    sqlx::query(AssertSqlSafe(segments_sql::thresholds_table(
+        Dialect::Sqlite,
+    )))
+    .execute(&mut **conn)
+    .await?;
+    let insert = segments_sql::thresholds_insert(Dialect::Sqlite);
+    for (store_key, values) in found {
+        values
+            .iter()
+            .fold(
+                sqlx::query(AssertSqlSafe(insert.clone())).bind(store_key),
+                |q, v| q.bind(*v),
+            )
+            .execute(&mut **conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What each store key was ranked with by the previous run and is now.
+async fn store_bases(conn: &mut Conn) -> Result<Vec<segments_sql::StoreBases>, StoreError> {
+    Ok(
+        sqlx::query(AssertSqlSafe(segments_sql::rank_bases(Dialect::Sqlite)))
+            .fetch_all(&mut **conn)
+            .await?
+            .iter()
+            .map(segments_sql::StoreBases::from_row)
+            .collect::<Result<Vec<_>, _>>()?,
+    )
 }
 
 async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {
