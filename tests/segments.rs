@@ -398,16 +398,23 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         dir.path().join("segments.yaml"),
         "segments:\n  soon: \"recency_days <= 3\"\n  veg: \"tags contains 'vegetarian'\"\n  \
          big: \"total_spent >= 50\"\n  champ: \"r_score >= 4 and f_score >= 4\"\n  \
-         party: \"days_to_birthday <= 10\"\n",
+         party: \"days_to_birthday <= 10\"\n  rich: \"m_score == 5\"\n",
     )
     .unwrap();
     let dir = dir.path();
     run_in(&store, dir, NOW, RecomputeMode::Full).await;
+    let in_rich = |p: CustomerProfile| p.memberships.iter().any(|m| m.segment == "rich");
+    assert!(in_rich(profile_in(&store, dir, "C09", NOW).await));
     let mut step = 0;
     for (now, new_orders) in [
         (
             "2026-11-24T12:00:00+08:00",
-            vec![("C05", "2026-11-24T09:00:00+08:00", "16")],
+            // C05 overtakes C09, whose money score drops from 5 to 4
+            // without an order of her own.
+            vec![
+                ("C05", "2026-11-24T09:00:00+08:00", "16"),
+                ("C05", "2026-11-24T10:00:00+08:00", "100"),
+            ],
         ),
         (
             "2026-12-05T12:00:00+08:00",
@@ -450,6 +457,12 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
             assert_eq!(
                 inc.outcome.recomputed, 2,
                 "only C05 has a new order, and N3 is new"
+            );
+        }
+        if step == 1 {
+            assert!(
+                !in_rich(profile_in(&store, dir, "C09", now).await),
+                "a custom segment follows a score that moved with the others' orders"
             );
         }
         let after_incremental = snapshot_in(&store, dir, &ids, now).await;

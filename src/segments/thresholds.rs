@@ -50,7 +50,8 @@ fn first_column(metric: &str) -> Result<usize, ThresholdError> {
     }
 }
 
-/// Where the scan is: the current (metric, store key) and the count below.
+/// Where the scan is: the current (metric, store key), the count below the
+/// current value, and the thresholds found so far for it.
 struct Partition {
     metric: String,
     store_key: String,
@@ -58,6 +59,7 @@ struct Partition {
     total: i64,
     less: i64,
     last_value: i64,
+    found: [Option<i64>; 14],
 }
 
 /// Finds the thresholds while the histogram streams by in
@@ -90,47 +92,46 @@ impl ThresholdScan {
         value: i64,
         n: i64,
     ) -> Result<(), ThresholdError> {
-        let same = self
-            .current
-            .as_ref()
-            .is_some_and(|p| p.metric == metric && p.store_key == store_key);
-        if !same {
-            let total = self
-                .totals
-                .get(&(metric.to_owned(), store_key.to_owned()))
-                .copied()
-                .unwrap_or(0);
-            self.current = Some(Partition {
-                metric: metric.to_owned(),
-                store_key: store_key.to_owned(),
-                first: first_column(metric)?,
-                total,
-                less: 0,
-                last_value: i64::MIN,
-            });
-        }
-        let Some(p) = self.current.as_mut() else {
-            return Ok(());
+        let p = match &mut self.current {
+            Some(p) if p.metric == metric && p.store_key == store_key => {
+                if value <= p.last_value {
+                    return Err(ThresholdError::OutOfOrder {
+                        metric: metric.to_owned(),
+                        store_key: store_key.to_owned(),
+                        value,
+                    });
+                }
+                p.last_value = value;
+                p
+            }
+            slot => {
+                let first = first_column(metric)?;
+                if let Some(done) = slot.take() {
+                    Self::keep(&mut self.found, done);
+                }
+                let key = (metric.to_owned(), store_key.to_owned());
+                let total = self.totals.get(&key).copied().unwrap_or(0);
+                slot.insert(Partition {
+                    metric: key.0,
+                    store_key: key.1,
+                    first,
+                    total,
+                    less: 0,
+                    last_value: value,
+                    found: [None; 14],
+                })
+            }
         };
-        if same && value <= p.last_value {
-            return Err(ThresholdError::OutOfOrder {
-                metric: metric.to_owned(),
-                store_key: store_key.to_owned(),
-                value,
-            });
-        }
-        p.last_value = value;
-        let row = self.found.entry(store_key.to_owned()).or_insert([None; 14]);
         if p.first == 12 {
             let above = p.total - p.less - n;
             for (k, percent) in self.tiers.iter().enumerate() {
-                if row[12 + k].is_none() && above * 100 < percent * p.total {
-                    row[12 + k] = Some(value);
+                if p.found[12 + k].is_none() && above * 100 < percent * p.total {
+                    p.found[12 + k] = Some(value);
                 }
             }
         } else {
             for k in 1..=4i64 {
-                let slot = &mut row[p.first + k as usize - 1];
+                let slot = &mut p.found[p.first + k as usize - 1];
                 if slot.is_none() && 5 * p.less >= k * p.total {
                     *slot = Some(value);
                 }
@@ -140,12 +141,25 @@ impl ThresholdScan {
         Ok(())
     }
 
+    /// Add a finished partition's thresholds to its store's.
+    fn keep(found: &mut BTreeMap<String, [Option<i64>; 14]>, done: Partition) {
+        let row = found.entry(done.store_key).or_insert([None; 14]);
+        for (slot, value) in row.iter_mut().zip(done.found) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+    }
+
     /// The thresholds of each of `store_keys` ([`UNREACHABLE`] where its
     /// histogram has no value that qualifies).
     pub fn finish<'a>(
-        self,
+        mut self,
         store_keys: impl IntoIterator<Item = &'a str>,
     ) -> Vec<(String, ThresholdRow)> {
+        if let Some(done) = self.current.take() {
+            Self::keep(&mut self.found, done);
+        }
         store_keys
             .into_iter()
             .map(|key| {
@@ -227,6 +241,27 @@ mod tests {
         // 11 at the top value: 10 % of 100 is still only the value itself.
         let rows = [("t", "A", 1, 89), ("t", "A", 50, 11)];
         assert_eq!(scan(&rows)[1].1[12], 50);
+    }
+
+    #[test]
+    fn each_store_gathers_the_thresholds_of_every_metric() {
+        // Key order: metric, then store, then value.
+        let mut rows = Vec::new();
+        for m in ["f", "m", "r", "t"] {
+            for store in ["", "A"] {
+                let offset = if store.is_empty() { 100 } else { 0 };
+                rows.extend((1..=10).map(|v| (m, store, offset + v, 1)));
+            }
+        }
+        let out = scan(&rows);
+        for (store, offset) in [(&out[0], 100), (&out[1], 0)] {
+            let quintiles = [3, 5, 7, 9].map(|v| v + offset);
+            assert_eq!(&store.1[0..4], &quintiles, "r of {:?}", store.0);
+            assert_eq!(&store.1[4..8], &quintiles, "f of {:?}", store.0);
+            assert_eq!(&store.1[8..12], &quintiles, "m of {:?}", store.0);
+            // vip: the top 10 % (the 10th value); core: the next 30 % (7th to 9th).
+            assert_eq!((store.1[12], store.1[13]), (10 + offset, 7 + offset));
+        }
     }
 
     #[test]

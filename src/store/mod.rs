@@ -61,6 +61,15 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl From<crate::segments::thresholds::ThresholdError> for StoreError {
+    fn from(e: crate::segments::thresholds::ThresholdError) -> Self {
+        StoreError::Corrupt {
+            table: "segment_histogram",
+            reason: e.to_string(),
+        }
+    }
+}
+
 impl StoreError {
     /// A migration error, with a schema newer than the binary told apart.
     pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> StoreError {

@@ -12,6 +12,15 @@
 use crate::expr::{Dialect, Placeholders, SqlParam};
 use crate::segments::plan::SegmentPlan;
 
+/// The join that keeps its left side as SQLite's outer loop (the few batch
+/// ids or candidates outside, the other table looked up by key).
+fn ordered_join(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "CROSS JOIN",
+        Dialect::Postgres => "JOIN",
+    }
+}
+
 fn as_int(dialect: Dialect, cond: &str) -> String {
     match dialect {
         Dialect::Sqlite => format!("({cond})"),
@@ -110,11 +119,7 @@ pub fn histogram_rows(dialect: Dialect, d: i32) -> String {
         "INSERT INTO seg_hist_rows SELECT a.store_key, a.last_order_day, a.order_count, \
          a.total_spent_fen, a.spent_365d_fen, {d} FROM seg_todo x \
          {join} customer_attributes a ON a.customer_id = x.id WHERE x.id > {lo} AND x.id <= {hi}",
-        // SQLite's CROSS JOIN keeps the (few) batch ids as the outer loop.
-        join = match dialect {
-            Dialect::Sqlite => "CROSS JOIN",
-            Dialect::Postgres => "JOIN",
-        },
+        join = ordered_join(dialect),
     )
 }
 
@@ -139,8 +144,8 @@ ON CONFLICT (metric, store_key, value) DO UPDATE SET n = segment_histogram.n + e
 
 /// Each store's histogram of recency (last order day), frequency and money
 /// among customers who ordered, and of 365-day spend among all: rows of
-/// (metric, store_key, v, n). SQLite reads each from its index; PostgreSQL
-/// hashes all four in one pass with grouping sets.
+/// (metric, store_key, v, n). PostgreSQL hashes all four in one pass with
+/// grouping sets.
 fn histograms(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
@@ -368,33 +373,47 @@ pub fn save_state() -> [&'static str; 2] {
 }
 
 /// Which customers a run re-ranks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RankScope<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RankScope {
     /// Everyone (a full run).
     All,
     /// Those recomputed from their orders (`seg_todo`) and those matching
     /// the condition of [`candidate_ranges`], if any (an incremental run).
-    Candidates(Option<&'a str>),
+    Candidates(Option<String>),
+}
+
+impl RankScope {
+    /// The scope of a run in `plan`'s mode, with the parameters of its
+    /// condition; `bases` are read only for an incremental run.
+    pub fn of(
+        plan: &SegmentPlan,
+        bases: Option<&[StoreBases]>,
+        dialect: Dialect,
+    ) -> (RankScope, Vec<SqlParam>) {
+        match bases {
+            None => (RankScope::All, Vec::new()),
+            Some(bases) => match candidate_ranges(plan, bases, dialect) {
+                Some((cond, params)) => (RankScope::Candidates(Some(cond)), params),
+                None => (RankScope::Candidates(None), Vec::new()),
+            },
+        }
+    }
 }
 
 /// `CREATE TEMP TABLE seg_changes`: customers whose scores, stage or tier
 /// differ from what is stored, with old and new values, among `scope`.
 /// Placeholders: those of the scope's condition.
-pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: RankScope<'_>) -> String {
-    // SQLite's CROSS JOIN fixes the join order: the customers (or the few
-    // batch ids) outside, the calendar and thresholds looked up by key.
-    let join = match dialect {
-        Dialect::Sqlite => "CROSS JOIN",
-        Dialect::Postgres => "JOIN",
-    };
-    let all = changes_select(plan, dialect, "customer_attributes a", "TRUE");
+pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> String {
     let body = match scope {
-        RankScope::All => all,
+        RankScope::All => changes_select(plan, dialect, "customer_attributes a", "TRUE"),
         RankScope::Candidates(ranges) => {
             let todo = changes_select(
                 plan,
                 dialect,
-                &format!("seg_todo x0 {join} customer_attributes a ON a.customer_id = x0.id"),
+                &format!(
+                    "seg_todo x0 {} customer_attributes a ON a.customer_id = x0.id",
+                    ordered_join(dialect)
+                ),
                 "TRUE",
             );
             match ranges {
@@ -429,10 +448,9 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: RankScope<'_>) -> St
 /// that meet `filter`.
 fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &str) -> String {
     let l = &plan.rules.lifecycle;
-    let join = match dialect {
-        Dialect::Sqlite => "CROSS JOIN",
-        Dialect::Postgres => "JOIN",
-    };
+    // The customers (or the few batch ids) outside, the calendar and
+    // thresholds looked up by key.
+    let join = ordered_join(dialect);
     let score = |col: &str, m: &str| {
         let steps: Vec<String> = (1..=4)
             .map(|k| as_int(dialect, &format!("a.{col} >= s.{m}{k}")))

@@ -519,30 +519,19 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     }
     fill_thresholds(conn, plan).await?;
     sqlx::query("ANALYZE seg_thr").execute(&mut **conn).await?;
-    let ranges = match plan.mode {
+    let bases = match plan.mode {
         RecomputeMode::Full => None,
-        RecomputeMode::Incremental => {
-            let bases = store_bases(conn).await?;
-            Some(segments_sql::candidate_ranges(
-                plan,
-                &bases,
-                Dialect::Postgres,
-            ))
-        }
+        RecomputeMode::Incremental => Some(store_bases(conn).await?),
     };
-    let (scope, params) = match &ranges {
-        None => (RankScope::All, &[][..]),
-        Some(None) => (RankScope::Candidates(None), &[][..]),
-        Some(Some((cond, params))) => (RankScope::Candidates(Some(cond)), &params[..]),
-    };
+    let (scope, params) = RankScope::of(plan, bases.as_deref(), Dialect::Postgres);
     // CREATE TABLE AS may scan in parallel (an INSERT may not): the scan of
     // every customer is the run's largest read.
     sqlx::query(AssertSqlSafe(segments_sql::changes(
         plan,
         Dialect::Postgres,
-        scope,
+        &scope,
     )))
-    .bind_params(params)
+    .bind_params(&params)
     .execute(&mut **conn)
     .await?;
     for sql in [
@@ -611,11 +600,7 @@ async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
     while let Some(row) = rows.try_next().await? {
         let metric: &str = row.try_get(0)?;
         let store_key: &str = row.try_get(1)?;
-        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)
-            .map_err(|e| StoreError::Corrupt {
-                table: "segment_histogram",
-                reason: e.to_string(),
-            })?;
+        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)?;
     }
     drop(rows);
     let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));

@@ -493,28 +493,17 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     fill_thresholds(conn, plan).await?;
-    let ranges = match plan.mode {
+    let bases = match plan.mode {
         RecomputeMode::Full => None,
-        RecomputeMode::Incremental => {
-            let bases = store_bases(conn).await?;
-            Some(segments_sql::candidate_ranges(
-                plan,
-                &bases,
-                Dialect::Sqlite,
-            ))
-        }
+        RecomputeMode::Incremental => Some(store_bases(conn).await?),
     };
-    let (scope, params) = match &ranges {
-        None => (RankScope::All, &[][..]),
-        Some(None) => (RankScope::Candidates(None), &[][..]),
-        Some(Some((cond, params))) => (RankScope::Candidates(Some(cond)), &params[..]),
-    };
+    let (scope, params) = RankScope::of(plan, bases.as_deref(), Dialect::Sqlite);
     sqlx::query(AssertSqlSafe(segments_sql::changes(
         plan,
         Dialect::Sqlite,
-        scope,
+        &scope,
     )))
-    .bind_params(params)
+    .bind_params(&params)
     .execute(&mut **conn)
     .await?;
     sqlx::query("CREATE UNIQUE INDEX temp.seg_changes_id ON seg_changes (id)")
@@ -577,11 +566,7 @@ async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
     while let Some(row) = rows.try_next().await? {
         let metric: &str = row.try_get(0)?;
         let store_key: &str = row.try_get(1)?;
-        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)
-            .map_err(|e| StoreError::Corrupt {
-                table: "segment_histogram",
-                reason: e.to_string(),
-            })?;
+        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)?;
     }
     drop(rows);
     let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
