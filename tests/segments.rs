@@ -692,6 +692,39 @@ async fn postgres_an_interrupted_full_run_is_followed_by_a_full_one() {
     db.cleanup().await;
 }
 
+/// The job's session settings (asynchronous commits among them) must not
+/// reach the pool's other users, even when the job fails half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failed_run_leaves_no_session_settings_in_the_pool() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    // One connection: the job's, if it went back to the pool.
+    let store = outreach::store::PgStore::open(&db.url, 1).await.unwrap();
+    ten_buyers(&db.store).await;
+    raw_sql(
+        &db,
+        "ALTER TABLE segment_histogram RENAME TO segment_histogram_away",
+    )
+    .await;
+    let failed = job::run(
+        &store,
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t(NOW),
+        RecomputeMode::Full,
+    )
+    .await;
+    assert!(failed.is_err(), "the run was meant to fail");
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(setting, "on");
+    drop(store);
+    db.cleanup().await;
+}
+
 store_contract!(
     custom_segments_track_entries_and_exits,
     a_broken_segments_file_changes_nothing,

@@ -28,6 +28,10 @@ impl PgStore {
         plan: &SegmentPlan,
     ) -> Result<SegmentOutcome, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        // The settings below are for this job alone (asynchronous commits
+        // above all): the connection is closed afterwards, on every path,
+        // instead of going back to the pool with them.
+        conn.close_on_drop();
         // Per-batch statements are short: compiling them is slower than running them.
         sqlx::query("SET jit = off").execute(&mut *conn).await?;
         sqlx::query("SET work_mem = '64MB'")
@@ -75,17 +79,6 @@ impl PgStore {
         let started = std::time::Instant::now();
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
-        sqlx::query("RESET jit").execute(&mut *conn).await?;
-        sqlx::query("RESET work_mem").execute(&mut *conn).await?;
-        sqlx::query("RESET plan_cache_mode")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("RESET random_page_cost")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("RESET synchronous_commit")
-            .execute(&mut *conn)
-            .await?;
         Ok(outcome)
     }
 
