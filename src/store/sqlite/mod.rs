@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod coupons;
+mod figures;
 mod outbox;
 mod segments;
 mod send_log;
@@ -72,6 +73,18 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    // SAFETY: the locked handle is open, and sqlx's worker
+                    // thread makes no call on it while it is locked.
+                    unsafe { figures::register(handle.as_raw_handle().as_ptr()) }.map_err(|rc| {
+                        sqlx::Error::Configuration(
+                            format!("registering seg_figures failed (SQLite code {rc})").into(),
+                        )
+                    })
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;

@@ -10,6 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite};
 
+use super::figures::OrderFigures;
 use super::{SqliteStore, from_ms, ms};
 use crate::domain::CustomerId;
 use crate::expr::{BindParams, Dialect, Placeholders};
@@ -267,18 +268,13 @@ pub(super) async fn next_bound(
 
 fn phase_a_sql(plan: &SegmentPlan) -> String {
     let d = &plan.rules.dayparts;
-    let vis = "o.local_date <= t.today";
-    let in90 = format!("{vis} AND o.local_date > t.today - {RECENT_WINDOW_DAYS}");
-    let in365 = format!("{vis} AND o.local_date > t.today - {TIER_WINDOW_DAYS}");
-    // Refunds (negative amounts) count in the money figures only: they are
-    // not visits, so they move neither the order counts nor the dates.
-    let ord = format!("{vis} AND o.amount_fen >= 0");
-    let ord90 = format!("{in90} AND o.amount_fen >= 0");
-    let part = |from: u16, to: u16| {
-        format!(
-            "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
-        )
-    };
+    // One aggregate call per order (see `figures`), taken apart per customer.
+    let fields = OrderFigures::FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("f ->> {i} AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     // Incremental runs are driven by the (few) ids in seg_todo.
     let (from, range) = match plan.mode {
         RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?"),
@@ -303,29 +299,18 @@ SELECT id, store_key, joined_at, joined_day, n, spent,
     NULLIF(MIN(COALESCE(min90 + {RECENT_WINDOW_DAYS}, {NEVER}), COALESCE(min365 + {TIER_WINDOW_DAYS}, {NEVER}),
                COALESCE(future, {NEVER})), {NEVER}),
     today, ?
-FROM (
+FROM (SELECT id, store_key, joined_at, joined_day, today, {fields} FROM (
     SELECT c.id AS id, t.store_key AS store_key, COALESCE(c.joined_at, c.created_at) AS joined_at,
         (COALESCE(c.joined_at, c.created_at) + t.offset_ms) / 86400000 AS joined_day,
         t.today AS today,
-        count(o.id) FILTER (WHERE {ord}) AS n,
-        COALESCE(sum(o.amount_fen) FILTER (WHERE {vis}), 0) AS spent,
-        count(o.id) FILTER (WHERE {ord90}) AS n90,
-        COALESCE(sum(o.amount_fen) FILTER (WHERE {in90}), 0) AS s90,
-        COALESCE(sum(o.amount_fen) FILTER (WHERE {in365}), 0) AS s365,
-        min(o.ordered_at) FILTER (WHERE {ord}) AS first_at,
-        max(o.ordered_at) FILTER (WHERE {ord}) AS last_at,
-        min(o.local_date) FILTER (WHERE {ord}) AS first_day,
-        max(o.local_date) FILTER (WHERE {ord}) AS last_day,
-        min(o.local_date) FILTER (WHERE {in90}) AS min90,
-        min(o.local_date) FILTER (WHERE {in365}) AS min365,
-        min(o.local_date) FILTER (WHERE o.local_date > t.today) AS future,
-        {dm} AS dm, {dn} AS dn, {da} AS da
+        seg_figures(o.amount_fen, o.ordered_at, o.local_date, o.local_minute, t.today,
+                    {morning}, {noon}, {afternoon}, {evening}) AS f
     FROM {from}
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
     LEFT JOIN orders o ON o.customer_id = c.id
     WHERE {range}
     GROUP BY c.id
-) WHERE true
+)) WHERE true
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     joined_at = excluded.joined_at, joined_day = excluded.joined_day,
     order_count = excluded.order_count,
@@ -350,9 +335,10 @@ WHERE customer_attributes.store_key IS NOT excluded.store_key
     OR customer_attributes.last_order_day IS NOT excluded.last_order_day
     OR customer_attributes.favorite_daypart IS NOT excluded.favorite_daypart
     OR customer_attributes.next_change_day IS NOT excluded.next_change_day"#,
-        dm = part(d.morning, d.noon),
-        dn = part(d.noon, d.afternoon),
-        da = part(d.afternoon, d.evening),
+        morning = d.morning,
+        noon = d.noon,
+        afternoon = d.afternoon,
+        evening = d.evening,
     )
 }
 
