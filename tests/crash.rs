@@ -50,12 +50,17 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
+/// The PostgreSQL application name of the processes under test.
+const APP_NAME: &str = "outreach-crash-test";
+
 fn outreach(dir: &Path, url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outreach"));
     cmd.current_dir(dir)
         .env("OUTREACH_DATABASE__URL", url)
         .env("OUTREACH_CAMPAIGNS__BATCH_SIZE", BATCH_SIZE)
         .env("OUTREACH_LOG", "warn")
+        // Names the process's PostgreSQL sessions (sqlx reads PGAPPNAME).
+        .env("PGAPPNAME", APP_NAME)
         .args(args)
         .stdin(Stdio::null());
     cmd
@@ -92,6 +97,36 @@ impl Db {
             Db::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await,
         };
         r.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// PostgreSQL sessions of the processes under test (None on SQLite).
+    async fn sessions_under_test(&mut self) -> Option<i64> {
+        match self {
+            Db::Sqlite(_) => None,
+            Db::Postgres(_) => Some(
+                self.int(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = 'outreach-crash-test'",
+                )
+                .await,
+            ),
+        }
+    }
+
+    /// On PostgreSQL a killed client's last COMMIT may still be in the
+    /// server when the process is gone: wait until its sessions have ended,
+    /// so that what is counted next is all it wrote.
+    async fn wait_for_killed_sessions_to_end(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(open) = self.sessions_under_test().await
+            && open > 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{open} sessions of the killed run ({APP_NAME}) still open after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A query returning (TEXT, BIGINT) rows.
@@ -189,6 +224,8 @@ async fn kill_mid_run(dir: &Path, url: &str, db: &mut Db, progress: i64) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The sessions are found by name, or waiting for them below is void.
+    assert_ne!(db.sessions_under_test().await, Some(0));
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(
@@ -196,6 +233,7 @@ async fn kill_mid_run(dir: &Path, url: &str, db: &mut Db, progress: i64) {
         Some(9),
         "the run had ended ({status}) when it was killed"
     );
+    db.wait_for_killed_sessions_to_end().await;
 }
 
 async fn killed_twice_then_finished(url: &str) {
