@@ -101,16 +101,11 @@ impl Db {
 
     /// PostgreSQL sessions of the processes under test (None on SQLite).
     async fn sessions_under_test(&mut self) -> Option<i64> {
-        match self {
-            Db::Sqlite(_) => None,
-            Db::Postgres(_) => Some(
-                self.int(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND application_name = 'outreach-crash-test'",
-                )
-                .await,
-            ),
-        }
+        let Db::Postgres(c) = self else { return None };
+        let sql = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND application_name = $1";
+        let r = sqlx::query_scalar(sql).bind(APP_NAME).fetch_one(c).await;
+        Some(r.unwrap_or_else(|e| panic!("{sql}: {e}")))
     }
 
     /// On PostgreSQL a killed client's last COMMIT may still be in the

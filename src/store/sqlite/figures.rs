@@ -158,34 +158,36 @@ impl OrderFigures {
 
     /// The result array (see [`Self::FIELDS`]).
     pub fn to_json(self) -> String {
-        let opt = |has: bool, v: i64| {
-            if has {
-                v.to_string()
-            } else {
-                "null".to_owned()
-            }
-        };
         let visits = self.n > 0;
+        let values: [Option<i64>; Self::FIELDS.len()] = [
+            Some(self.n),
+            Some(self.spent),
+            Some(self.n90),
+            Some(self.s90),
+            Some(self.s365),
+            visits.then_some(self.first_at),
+            visits.then_some(self.last_at),
+            visits.then_some(self.first_day),
+            visits.then_some(self.last_day),
+            self.has_min90.then_some(self.min90),
+            self.has_min365.then_some(self.min365),
+            self.has_future.then_some(self.future),
+            Some(self.morning),
+            Some(self.noon),
+            Some(self.afternoon),
+        ];
         let mut out = String::with_capacity(128);
-        let _ = write!(
-            out,
-            "[{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}]",
-            self.n,
-            self.spent,
-            self.n90,
-            self.s90,
-            self.s365,
-            opt(visits, self.first_at),
-            opt(visits, self.last_at),
-            opt(visits, self.first_day),
-            opt(visits, self.last_day),
-            opt(self.has_min90, self.min90),
-            opt(self.has_min365, self.min365),
-            opt(self.has_future, self.future),
-            self.morning,
-            self.noon,
-            self.afternoon,
-        );
+        for (i, v) in values.into_iter().enumerate() {
+            out.push(if i == 0 { '[' } else { ',' });
+            match v {
+                // Writing to a String cannot fail.
+                Some(v) => {
+                    let _ = write!(out, "{v}");
+                }
+                None => out.push_str("null"),
+            }
+        }
+        out.push(']');
         out
     }
 }
@@ -397,5 +399,55 @@ mod tests {
     fn an_overflowing_sum_is_an_error_not_a_wrapped_number() {
         let f = figures(&[order(i64::MAX, 999, 0), order(1, 999, 0)]);
         assert!(f.overflow);
+    }
+
+    /// The registered function, through SQLite: a group of orders, a
+    /// customer without orders (one row of NULLs), and an overflow.
+    #[tokio::test]
+    async fn the_registered_aggregate_runs_in_sql() {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        {
+            let mut handle = conn.lock_handle().await.unwrap();
+            // SAFETY: the handle is open and locked for this call.
+            unsafe { register(handle.as_raw_handle().as_ptr()) }.unwrap();
+        }
+        let sql = "SELECT seg_figures(a, at, d, m, 1000, 300, 660, 840, 1020) ->> 0, \
+                          seg_figures(a, at, d, m, 1000, 300, 660, 840, 1020) \
+                   FROM (SELECT ? AS a, ? AS at, ? AS d, ? AS m UNION ALL SELECT ?, ?, ?, ?)";
+        let (n, json): (i64, String) = sqlx::query_as(sql)
+            .bind(700_i64)
+            .bind(5_i64)
+            .bind(1000_i64)
+            .bind(1100_i64)
+            .bind(300_i64)
+            .bind(4_i64)
+            .bind(999_i64)
+            .bind(480_i64)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(json, "[2,1000,2,1000,1000,4,5,999,1000,999,999,null,1,0,0]");
+        let none: String = sqlx::query_scalar(
+            "SELECT seg_figures(NULL, NULL, NULL, NULL, 1000, 300, 660, 840, 1020)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(none, OrderFigures::default().to_json());
+        let overflow = sqlx::query_scalar::<_, String>(
+            "SELECT seg_figures(a, 0, 999, 0, 1000, 300, 660, 840, 1020) \
+             FROM (SELECT 9223372036854775807 AS a UNION ALL SELECT 1)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_err();
+        assert!(
+            overflow.to_string().contains("integer overflow"),
+            "{overflow}"
+        );
     }
 }
