@@ -490,6 +490,36 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
     assert_eq!(l1.spent_365d_fen, 1800);
 }
 
+/// A full run in batches of two customers (spread over several connections
+/// where the backend has them) writes what a run in one batch writes: every
+/// customer once, with each stage and tier entered once.
+async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedStore) {
+    ten_buyers(&store).await;
+    let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
+    ids.extend(["N1".into(), "N2".into()]);
+    let dir = Path::new("/nonexistent-campaigns");
+    let file = job::load_file(store.as_ref(), dir).await.unwrap();
+    let mut plan = job::plan(store.as_ref(), &file, SHANGHAI, t(NOW), RecomputeMode::Full)
+        .await
+        .unwrap();
+    plan.batch_size = 2;
+    plan.scattered_batch_size = 2;
+    let small = store.recompute_segments(&plan).await.unwrap();
+    assert_eq!(small.recomputed, 12);
+    assert_eq!(
+        small.transitions, 24,
+        "each customer enters one stage and one tier, once"
+    );
+    let after_small = snapshot_in(&store, dir, &ids, NOW).await;
+    let one = run_in(&store, dir, NOW, RecomputeMode::Full).await;
+    assert_eq!(
+        (one.outcome.changed, one.outcome.transitions),
+        (0, 0),
+        "a run in one batch changed what the small batches wrote"
+    );
+    assert_eq!(after_small, snapshot_in(&store, dir, &ids, NOW).await);
+}
+
 async fn birthdays_count_down_in_local_days(store: SharedStore) {
     let sh = store_info("SH-001", SHANGHAI);
     store
@@ -736,4 +766,5 @@ store_contract!(
     stage_changes_are_recorded_as_transitions,
     incremental_and_full_give_identical_results,
     birthdays_count_down_in_local_days,
+    a_full_run_in_small_batches_gives_what_one_batch_gives,
 );

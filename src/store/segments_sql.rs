@@ -388,6 +388,9 @@ pub enum RankScope {
     /// Those recomputed from their orders (`seg_todo`) and those matching
     /// the condition of [`candidate_ranges`], if any (an incremental run).
     Candidates(Option<String>),
+    /// Every customer meeting a condition on `customer_attributes a` (a
+    /// slice of a full run), with its own parameters.
+    Where(String),
 }
 
 impl RankScope {
@@ -414,6 +417,7 @@ impl RankScope {
 pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> String {
     let body = match scope {
         RankScope::All => changes_select(plan, dialect, "customer_attributes a", "TRUE"),
+        RankScope::Where(cond) => changes_select(plan, dialect, "customer_attributes a", cond),
         RankScope::Candidates(ranges) => {
             let todo = changes_select(
                 plan,

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 
 use super::{PgStore, probe_by_key};
 use crate::domain::CustomerId;
-use crate::expr::{BindParams, Dialect, Placeholders};
+use crate::expr::{BindParams, Dialect, Placeholders, SqlParam};
 use crate::segments::attributes::{
     CustomerAttributes, CustomerProfile, Membership, PROFILE_TRANSITIONS, SegmentKind,
     SegmentOutcome, SegmentSize, Transition,
@@ -15,12 +15,16 @@ use crate::segments::attributes::{
 use crate::segments::derive as shared;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
-use crate::segments::thresholds::ThresholdScan;
-use crate::store::StoreError;
+use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
 use crate::store::segments_sql::{self, RankScope};
+use crate::store::{Store, StoreError};
 use futures::TryStreamExt;
+use tokio::sync::Mutex;
 
 type Conn = PoolConnection<Postgres>;
+
+/// How long a full run waits for its first extra connection.
+const EXTRA_LANE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl PgStore {
     pub(super) async fn run_segments(
@@ -28,36 +32,33 @@ impl PgStore {
         plan: &SegmentPlan,
     ) -> Result<SegmentOutcome, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        // The settings below are for this job alone (asynchronous commits
-        // above all): the connection is closed afterwards, on every path,
-        // instead of going back to the pool with them.
-        conn.close_on_drop();
-        // Per-batch statements are short: compiling them is slower than running them.
-        sqlx::query("SET jit = off").execute(&mut *conn).await?;
-        sqlx::query("SET work_mem = '64MB'")
-            .execute(&mut *conn)
-            .await?;
-        // Each batch has its own id range: plan it for that range.
-        sqlx::query("SET plan_cache_mode = force_custom_plan")
-            .execute(&mut *conn)
-            .await?;
-        // The tables the job reads are in memory by the time it reads them
-        // by key: a scan of every customer for a few thousand of them is
-        // the costlier plan, whatever the default page cost says.
-        sqlx::query("SET random_page_cost = 1.1")
-            .execute(&mut *conn)
-            .await?;
-        // Each batch is a transaction of its own that the next run redoes
-        // if it is lost (its customers stay marked until it commits): a
-        // crash may cost the last batches, never half of one, so the job
-        // does not wait for each commit to reach the disk.
-        sqlx::query("SET synchronous_commit = off")
-            .execute(&mut *conn)
-            .await?;
-        load_calendar(&mut conn, &plan.days, &plan.birthdays).await?;
+        prepare_session(&mut conn, plan).await?;
+        // A full run's batches are independent ranges of customers: they
+        // are spread over as many connections as the server has cores
+        // (each one works one core). The first extra connection is waited
+        // for, further ones taken only if idle. An incremental run keeps to
+        // one: its batches update the shared histogram.
+        let mut lanes = Vec::new();
+        if plan.mode == RecomputeMode::Full {
+            for i in 1..self.write_lanes() {
+                let extra = if i == 1 {
+                    // A daemon busy with other jobs may have none to spare:
+                    // the run then does with fewer lanes.
+                    match tokio::time::timeout(EXTRA_LANE_WAIT, self.pool.acquire()).await {
+                        Ok(acquired) => Some(acquired?),
+                        Err(_) => None,
+                    }
+                } else {
+                    self.pool.try_acquire()
+                };
+                let Some(mut extra) = extra else { break };
+                prepare_session(&mut extra, plan).await?;
+                lanes.push(extra);
+            }
+        }
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
-        let (recomputed, changed) = phase_a(&mut conn, plan).await?;
+        let (recomputed, changed, bounds) = phase_a(&mut conn, &mut lanes, plan).await?;
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             recomputed,
@@ -67,7 +68,8 @@ impl PgStore {
         outcome.recomputed = recomputed;
         outcome.changed = changed;
         let started = std::time::Instant::now();
-        let (changed, transitions) = phase_b(&mut conn, plan).await?;
+        let (changed, transitions) = phase_b(&mut conn, &mut lanes, plan, &bounds).await?;
+        drop(lanes);
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             changed,
@@ -208,7 +210,33 @@ fn attributes_from_row(row: &PgRow, plan: &SegmentPlan) -> Result<CustomerAttrib
     })
 }
 
-/// Fill the session's `seg_today` and `seg_birthdays` tables.
+/// Set up a connection for the segments job: its session settings and
+/// calendar tables. The settings are for this job alone (asynchronous
+/// commits above all): the connection is closed afterwards, on every path,
+/// instead of going back to the pool with them.
+async fn prepare_session(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+    conn.close_on_drop();
+    for sql in [
+        // Per-batch statements are short: compiling them is slower than running them.
+        "SET jit = off",
+        "SET work_mem = '64MB'",
+        // Each batch has its own id range: plan it for that range.
+        "SET plan_cache_mode = force_custom_plan",
+        // The tables the job reads are in memory by the time it reads them
+        // by key: a scan of every customer for a few thousand of them is
+        // the costlier plan, whatever the default page cost says.
+        "SET random_page_cost = 1.1",
+        // Each batch is a transaction of its own that the next run redoes
+        // if it is lost (its customers stay marked until it commits): a
+        // crash may cost the last batches, never half of one, so the job
+        // does not wait for each commit to reach the disk.
+        "SET synchronous_commit = off",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    load_calendar(conn, &plan.days, &plan.birthdays).await
+}
+
 /// Fill the temporary calendar tables `seg_today` and `seg_birthdays` that
 /// expressions over attributes read.
 pub(super) async fn load_calendar(
@@ -369,117 +397,168 @@ WHERE (ca.store_key, ca.joined_at, ca.joined_day, ca.order_count, ca.total_spent
     )
 }
 
-async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
-    let driver = match plan.mode {
-        RecomputeMode::Full => "customers",
-        RecomputeMode::Incremental => {
-            for sql in [
-                "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
-                "TRUNCATE seg_todo",
-                "INSERT INTO seg_todo SELECT customer_id FROM segment_dirty ON CONFLICT DO NOTHING",
-            ] {
-                sqlx::query(sql).execute(&mut **conn).await?;
-            }
-            sqlx::query(
-                // The fence keeps the planner to the `due` index alone (it
-                // would AND it with a whole store of the recency index).
-                r#"INSERT INTO seg_todo
-                   SELECT a.customer_id
-                   FROM (SELECT customer_id, store_key, next_change_day FROM customer_attributes
-                         WHERE next_change_day <= $1 OFFSET 0) a
-                   JOIN seg_today t ON t.store_key = a.store_key
-                   WHERE a.next_change_day <= t.today
-                   ON CONFLICT DO NOTHING"#,
-            )
-            .bind(plan.max_today())
-            .execute(&mut **conn)
-            .await?;
-            sqlx::query("ANALYZE seg_todo").execute(&mut **conn).await?;
-            "seg_todo"
-        }
-    };
+/// Phase A: every customer's order figures (a full run, over all lanes) or
+/// those of the marked and due customers (an incremental run, on `conn`).
+/// Returns the customers recomputed, the rows changed and, for a full run,
+/// the upper bound of each batch in id order.
+async fn phase_a(
+    conn: &mut Conn,
+    lanes: &mut [Conn],
+    plan: &SegmentPlan,
+) -> Result<(u64, u64, Vec<String>), StoreError> {
     let sql = phase_a_sql(plan);
-    let incremental = plan.mode == RecomputeMode::Incremental;
-    if incremental {
-        sqlx::query(segments_sql::histogram_rows_table(Dialect::Postgres))
-            .execute(&mut **conn)
-            .await?;
-    }
-    let mut lo = String::new();
-    let (mut recomputed, mut changed) = (0u64, 0u64);
-    let size = match plan.mode {
-        RecomputeMode::Full => plan.batch_size,
-        RecomputeMode::Incremental => plan.scattered_batch_size,
-    };
-    while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
-        let mut tx = conn.begin().await?;
-        if incremental {
-            // A few thousand scattered customers.
-            probe_by_key(&mut tx).await?;
-            sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
-                .execute(&mut *tx)
-                .await?;
-            histogram_rows(&mut tx, -1, &lo, &hi).await?;
+    match plan.mode {
+        RecomputeMode::Incremental => {
+            let (recomputed, changed) = incremental_figures(conn, plan, &sql).await?;
+            Ok((recomputed, changed, Vec::new()))
         }
-        changed += sqlx::query(AssertSqlSafe(sql.clone()))
+        RecomputeMode::Full => {
+            let cursor = Mutex::new(Cursor::default());
+            let work = std::iter::once(&mut *conn)
+                .chain(lanes.iter_mut())
+                .map(|c| figures_lane(c, &cursor, plan, &sql));
+            let done = futures::future::try_join_all(work).await?;
+            let (recomputed, changed) = done.iter().fold((0, 0), |(r, c), (a, b)| (r + a, c + b));
+            let mut tx = conn.begin().await?;
+            for sql in segments_sql::histogram_rebuild(Dialect::Postgres) {
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok((recomputed, changed, cursor.into_inner().bounds))
+        }
+    }
+}
+
+/// Where a full run's walk over the customers is: the lanes take the next
+/// batch from it in turn.
+#[derive(Default)]
+struct Cursor {
+    lo: String,
+    done: bool,
+    /// The upper bound of each batch handed out, in id order.
+    bounds: Vec<String>,
+}
+
+/// One lane of a full run's phase A: batches taken from `cursor` until none
+/// is left, each its own transaction. The histogram is rebuilt once all
+/// lanes have finished.
+async fn figures_lane(
+    conn: &mut Conn,
+    cursor: &Mutex<Cursor>,
+    plan: &SegmentPlan,
+    sql: &str,
+) -> Result<(u64, u64), StoreError> {
+    let (mut recomputed, mut changed) = (0u64, 0u64);
+    loop {
+        let (lo, hi) = {
+            let mut cur = cursor.lock().await;
+            if cur.done {
+                break;
+            }
+            let Some(hi) = next_bound(conn, "customers", &cur.lo, plan.batch_size).await? else {
+                cur.done = true;
+                break;
+            };
+            cur.bounds.push(hi.clone());
+            (std::mem::replace(&mut cur.lo, hi.clone()), hi)
+        };
+        let mut tx = conn.begin().await?;
+        changed += sqlx::query(AssertSqlSafe(sql))
             .bind(plan.now)
             .bind(&lo)
             .bind(&hi)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if incremental {
-            histogram_rows(&mut tx, 1, &lo, &hi).await?;
-            for sql in segments_sql::histogram_apply() {
-                sqlx::query(sql).execute(&mut *tx).await?;
-            }
-        }
         // Deleting first locks the rows: an import marking one of these
         // customers again waits for this commit and re-marks it afterwards.
-        let cleared = match plan.mode {
-            RecomputeMode::Full => {
-                sqlx::query(
-                    "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2",
-                )
-                .bind(&lo)
-                .bind(&hi)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM customers WHERE id > $1 AND id <= $2",
-                )
+        sqlx::query("DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2")
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?;
+        let cleared: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM customers WHERE id > $1 AND id <= $2")
                 .bind(&lo)
                 .bind(&hi)
                 .fetch_one(&mut *tx)
-                .await?
-            }
-            RecomputeMode::Incremental => {
-                sqlx::query(
-                    "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
-                )
-                .bind(&lo)
-                .bind(&hi)
-                .execute(&mut *tx)
                 .await?;
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
-                )
+        tx.commit().await?;
+        recomputed += u64::try_from(cleared).unwrap_or(0);
+    }
+    Ok((recomputed, changed))
+}
+
+/// An incremental run's phase A: the marked customers and those due by the
+/// date, in scattered batches that keep the histogram up to date.
+async fn incremental_figures(
+    conn: &mut Conn,
+    plan: &SegmentPlan,
+    sql: &str,
+) -> Result<(u64, u64), StoreError> {
+    for sql in [
+        "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
+        "TRUNCATE seg_todo",
+        "INSERT INTO seg_todo SELECT customer_id FROM segment_dirty ON CONFLICT DO NOTHING",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    sqlx::query(
+        // The fence keeps the planner to the `due` index alone (it
+        // would AND it with a whole store of the recency index).
+        r#"INSERT INTO seg_todo
+           SELECT a.customer_id
+           FROM (SELECT customer_id, store_key, next_change_day FROM customer_attributes
+                 WHERE next_change_day <= $1 OFFSET 0) a
+           JOIN seg_today t ON t.store_key = a.store_key
+           WHERE a.next_change_day <= t.today
+           ON CONFLICT DO NOTHING"#,
+    )
+    .bind(plan.max_today())
+    .execute(&mut **conn)
+    .await?;
+    sqlx::query("ANALYZE seg_todo").execute(&mut **conn).await?;
+    sqlx::query(segments_sql::histogram_rows_table(Dialect::Postgres))
+        .execute(&mut **conn)
+        .await?;
+    let mut lo = String::new();
+    let (mut recomputed, mut changed) = (0u64, 0u64);
+    while let Some(hi) = next_bound(conn, "seg_todo", &lo, plan.scattered_batch_size).await? {
+        let mut tx = conn.begin().await?;
+        // A few thousand scattered customers.
+        probe_by_key(&mut tx).await?;
+        sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
+            .execute(&mut *tx)
+            .await?;
+        histogram_rows(&mut tx, -1, &lo, &hi).await?;
+        changed += sqlx::query(AssertSqlSafe(sql))
+            .bind(plan.now)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        histogram_rows(&mut tx, 1, &lo, &hi).await?;
+        for sql in segments_sql::histogram_apply() {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        // Deleting first locks the rows (see `figures_lane`).
+        sqlx::query(
+            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut *tx)
+        .await?;
+        let cleared: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2")
                 .bind(&lo)
                 .bind(&hi)
                 .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+                .await?;
         tx.commit().await?;
         recomputed += u64::try_from(cleared).unwrap_or(0);
         lo = hi;
-    }
-    if !incremental {
-        let mut tx = conn.begin().await?;
-        for sql in segments_sql::histogram_rebuild(Dialect::Postgres) {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
     }
     Ok((recomputed, changed))
 }
@@ -502,29 +581,103 @@ async fn histogram_rows(
     Ok(())
 }
 
-async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
-    for sql in [
-        "DROP TABLE IF EXISTS pg_temp.seg_thr".to_owned(),
-        "DROP TABLE IF EXISTS pg_temp.seg_changes".to_owned(),
-        "DROP TABLE IF EXISTS pg_temp.seg_cand".to_owned(),
-    ] {
-        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
+/// Phase B: scores, stage and tier from this run's thresholds, written
+/// where they changed, with a transition for each stage and tier moved. A
+/// full run splits the customers into one contiguous slice per lane along
+/// phase A's batch `bounds`; an incremental run ranks its candidates on
+/// `conn`.
+async fn phase_b(
+    conn: &mut Conn,
+    lanes: &mut [Conn],
+    plan: &SegmentPlan,
+    bounds: &[String],
+) -> Result<(u64, u64), StoreError> {
+    let thresholds = read_thresholds(conn, plan).await?;
+    for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
+        for sql in [
+            "DROP TABLE IF EXISTS pg_temp.seg_thr",
+            "DROP TABLE IF EXISTS pg_temp.seg_changes",
+            "DROP TABLE IF EXISTS pg_temp.seg_cand",
+        ] {
+            sqlx::query(sql).execute(&mut **c).await?;
+        }
+        write_thresholds(c, &thresholds).await?;
     }
-    fill_thresholds(conn, plan).await?;
-    sqlx::query("ANALYZE seg_thr").execute(&mut **conn).await?;
-    let bases = match plan.mode {
-        RecomputeMode::Full => None,
-        RecomputeMode::Incremental => Some(store_bases(conn).await?),
+    let done = match plan.mode {
+        RecomputeMode::Incremental => {
+            let bases = store_bases(conn).await?;
+            let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
+            vec![rank_lane(conn, plan, &scope, &params).await?]
+        }
+        RecomputeMode::Full => {
+            let slices = slices(bounds, 1 + lanes.len());
+            let scopes: Vec<(RankScope, Vec<SqlParam>)> = if slices.len() <= 1 {
+                vec![RankScope::of(plan, None, Dialect::Postgres)]
+            } else {
+                slices
+                    .into_iter()
+                    .map(|(lo, hi)| match hi {
+                        Some(hi) => (
+                            RankScope::Where("a.customer_id > $1 AND a.customer_id <= $2".into()),
+                            vec![SqlParam::Text(lo), SqlParam::Text(hi)],
+                        ),
+                        None => (
+                            RankScope::Where("a.customer_id > $1".into()),
+                            vec![SqlParam::Text(lo)],
+                        ),
+                    })
+                    .collect()
+            };
+            let work = std::iter::once(&mut *conn)
+                .chain(lanes.iter_mut())
+                .zip(&scopes)
+                .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
+            futures::future::try_join_all(work).await?
+        }
     };
-    let (scope, params) = RankScope::of(plan, bases.as_deref(), Dialect::Postgres);
+    let mut tx = conn.begin().await?;
+    for sql in segments_sql::save_state() {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    sqlx::query("DROP TABLE pg_temp.seg_thr")
+        .execute(&mut **conn)
+        .await?;
+    Ok(done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b)))
+}
+
+/// Split the customers at phase A's batch `bounds` (upper bounds in id
+/// order) into at most `n` contiguous slices `(lo, hi]` of about as many
+/// batches each; the last slice is open above.
+fn slices(bounds: &[String], n: usize) -> Vec<(String, Option<String>)> {
+    let n = n.clamp(1, bounds.len().max(1));
+    let mut out = Vec::with_capacity(n);
+    let mut lo = String::new();
+    for k in 1..n {
+        let hi = bounds[k * bounds.len() / n - 1].clone();
+        out.push((std::mem::replace(&mut lo, hi.clone()), Some(hi)));
+    }
+    out.push((lo, None));
+    out
+}
+
+/// Rank the customers of `scope` on one connection: find those whose
+/// scores, stage or tier changed (`seg_changes`), then record their
+/// transitions and write them in scattered batches.
+async fn rank_lane(
+    conn: &mut Conn,
+    plan: &SegmentPlan,
+    scope: &RankScope,
+    params: &[SqlParam],
+) -> Result<(u64, u64), StoreError> {
     // CREATE TABLE AS may scan in parallel (an INSERT may not): the scan of
     // every customer is the run's largest read.
     sqlx::query(AssertSqlSafe(segments_sql::changes(
         plan,
         Dialect::Postgres,
-        &scope,
+        scope,
     )))
-    .bind_params(&params)
+    .bind_params(params)
     .execute(&mut **conn)
     .await?;
     for sql in [
@@ -533,7 +686,7 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    if plan.evaluates_some_segment_over_changes() {
+    if plan.mode == RecomputeMode::Incremental && plan.evaluates_some_segment_over_changes() {
         for sql in [
             segments_sql::CHANGED_CUSTOMERS,
             "CREATE UNIQUE INDEX ON seg_cand (id)",
@@ -550,14 +703,14 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     );
     while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.scattered_batch_size).await? {
         let mut tx = conn.begin().await?;
-        transitions += sqlx::query(AssertSqlSafe(tsql.clone()))
+        transitions += sqlx::query(AssertSqlSafe(tsql.as_str()))
             .bind(plan.now)
             .bind(&lo)
             .bind(&hi)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        changed += sqlx::query(AssertSqlSafe(usql.clone()))
+        changed += sqlx::query(AssertSqlSafe(usql.as_str()))
             .bind(plan.now)
             .bind(&lo)
             .bind(&hi)
@@ -567,23 +720,18 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         tx.commit().await?;
         lo = hi;
     }
-    let mut tx = conn.begin().await?;
-    for sql in segments_sql::save_state() {
-        sqlx::query(sql).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    for sql in [
-        "DROP TABLE pg_temp.seg_thr",
-        "DROP TABLE pg_temp.seg_changes",
-    ] {
-        sqlx::query(sql).execute(&mut **conn).await?;
-    }
+    sqlx::query("DROP TABLE pg_temp.seg_changes")
+        .execute(&mut **conn)
+        .await?;
     Ok((changed, transitions))
 }
 
-/// Create `seg_thr` with each store key's thresholds, read from
-/// `segment_histogram` in one ordered pass.
-async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
+/// Each store key's thresholds, read from `segment_histogram` in one
+/// ordered pass.
+async fn read_thresholds(
+    conn: &mut Conn,
+    plan: &SegmentPlan,
+) -> Result<Vec<(String, ThresholdRow)>, StoreError> {
     let totals: Vec<(String, String, i64)> =
         sqlx::query_as(segments_sql::histogram_totals(Dialect::Postgres))
             .fetch_all(&mut **conn)
@@ -596,23 +744,31 @@ async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
         scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)?;
     }
     drop(rows);
-    let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
+    Ok(scan.finish(plan.days.iter().map(|d| d.store_key.as_str())))
+}
+
+/// Create the session's `seg_thr` with `thresholds`.
+async fn write_thresholds(
+    conn: &mut Conn,
+    thresholds: &[(String, ThresholdRow)],
+) -> Result<(), StoreError> {
     sqlx::query(AssertSqlSafe(segments_sql::thresholds_table(
         Dialect::Postgres,
     )))
     .execute(&mut **conn)
     .await?;
     let insert = segments_sql::thresholds_insert(Dialect::Postgres);
-    for (store_key, values) in found {
+    for (store_key, values) in thresholds {
         values
             .iter()
             .fold(
-                sqlx::query(AssertSqlSafe(insert.clone())).bind(store_key),
+                sqlx::query(AssertSqlSafe(insert.as_str())).bind(store_key),
                 |q, v| q.bind(*v),
             )
             .execute(&mut **conn)
             .await?;
     }
+    sqlx::query("ANALYZE seg_thr").execute(&mut **conn).await?;
     Ok(())
 }
 
@@ -718,4 +874,43 @@ async fn apply_members(
     .await?
     .rows_affected();
     Ok(transitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slices;
+
+    fn bounds(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("C{i:02}")).collect()
+    }
+
+    fn slice(lo: &str, hi: Option<&str>) -> (String, Option<String>) {
+        (lo.to_owned(), hi.map(str::to_owned))
+    }
+
+    #[test]
+    fn slices_split_the_batches_evenly_and_leave_the_last_open() {
+        assert_eq!(
+            slices(&bounds(6), 2),
+            vec![slice("", Some("C03")), slice("C03", None)]
+        );
+        assert_eq!(
+            slices(&bounds(7), 3),
+            vec![
+                slice("", Some("C02")),
+                slice("C02", Some("C04")),
+                slice("C04", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn fewer_batches_than_lanes_give_fewer_slices() {
+        assert_eq!(slices(&bounds(1), 2), vec![slice("", None)]);
+        assert_eq!(slices(&[], 2), vec![slice("", None)]);
+        assert_eq!(
+            slices(&bounds(2), 4),
+            vec![slice("", Some("C01")), slice("C01", None)]
+        );
+    }
 }
