@@ -186,6 +186,80 @@ async fn quintiles_follow_rank_and_ties_share_a_score(store: SharedStore) {
     assert_eq!(c4.f_score, Some(2));
 }
 
+/// A customer's favourite daypart counts visits by their local minute in
+/// half-open dayparts (05:00 morning, 11:00 noon, 14:00 afternoon, 17:00
+/// evening, which runs past midnight until 05:00); a tie goes to the earlier
+/// daypart; refunds and future-dated orders do not count.
+async fn dayparts_count_visits_within_their_edges(store: SharedStore) {
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(std::slice::from_ref(&sh), t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    // (customer, [(local time, yuan)], favourite daypart)
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: [Case; 5] = [
+        (
+            "D1",
+            &[("11:00", "10"), ("13:59", "10"), ("05:00", "10")],
+            "noon",
+        ),
+        (
+            "D2",
+            &[("04:59", "10"), ("23:00", "10"), ("10:59", "10")],
+            "evening",
+        ),
+        (
+            "D3",
+            &[
+                ("14:00", "10"),
+                ("16:59", "10"),
+                ("05:00", "-10"),
+                ("06:00", "-10"),
+                ("07:00", "-10"),
+            ],
+            "afternoon",
+        ),
+        ("D4", &[("17:00", "10"), ("05:00", "10")], "morning"),
+        ("D5", &[("17:00", "10"), ("16:59", "10")], "afternoon"),
+    ];
+    let customers: Vec<Customer> = cases
+        .iter()
+        .map(|(id, _, _)| customer(id, "SH-001", "2025-01-01T00:00:00+08:00"))
+        .collect();
+    store
+        .upsert_customers(&customers, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut orders = Vec::new();
+    for (id, times, _) in &cases {
+        for (k, (hhmm, yuan)) in times.iter().enumerate() {
+            let at = format!("2026-11-{:02}T{hhmm}:00+08:00", 10 + k);
+            orders.push(order(&format!("{id}-{k}"), id, &sh, &at, yuan));
+        }
+    }
+    // D5's two morning orders are dated after today: not yet visits.
+    for k in 0..2 {
+        let at = format!("2026-11-{:02}T05:00:00+08:00", 25 + k);
+        orders.push(order(&format!("D5-future-{k}"), "D5", &sh, &at, "10"));
+    }
+    store
+        .upsert_orders(&orders, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    run(&store, NOW, RecomputeMode::Full).await;
+    for (id, _, daypart) in &cases {
+        let a = attrs(&store, id, NOW).await;
+        assert_eq!(a.favorite_daypart.as_deref(), Some(*daypart), "{id}");
+    }
+    assert_eq!(attrs(&store, "D3", NOW).await.order_count, 2);
+    assert_eq!(attrs(&store, "D5", NOW).await.order_count, 2);
+}
+
 async fn customers_without_orders_have_no_scores(store: SharedStore) {
     ten_buyers(&store).await;
     run(&store, NOW, RecomputeMode::Full).await;
@@ -767,4 +841,5 @@ store_contract!(
     incremental_and_full_give_identical_results,
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
+    dayparts_count_visits_within_their_edges,
 );

@@ -314,18 +314,27 @@ pub(super) async fn next_bound(
 
 fn phase_a_sql(plan: &SegmentPlan) -> String {
     let d = &plan.rules.dayparts;
-    let vis = "o.local_date <= t.today_date";
-    let in90 = format!("{vis} AND o.local_date > t.today_date - {RECENT_WINDOW_DAYS}");
-    let in365 = format!("{vis} AND o.local_date > t.today_date - {TIER_WINDOW_DAYS}");
-    // Refunds (negative amounts) count in the money figures only: they are
-    // not visits, so they move neither the order counts nor the dates.
-    let ord = format!("{vis} AND o.amount_fen >= 0");
-    let ord90 = format!("{in90} AND o.amount_fen >= 0");
-    let part = |from: u16, to: u16| {
-        format!(
-            "count(*) FILTER (WHERE {vis} AND o.amount_fen >= 0 AND o.local_minute >= {from} AND o.local_minute < {to})"
-        )
-    };
+    // Each order's place is worked out once (the fence keeps PostgreSQL
+    // from copying the expressions into every aggregate's filter): visible
+    // by today, within the 90- and 365-day windows, a visit (refunds
+    // move money only, so they are neither counted nor dated), and its
+    // daypart (0 morning, 1 noon, 2 afternoon, 3 evening; the bounds are
+    // in order).
+    let orders = format!(
+        r#"SELECT o.amount_fen AS amount, o.ordered_at AS at, o.local_date AS day,
+            o.local_date <= t.today_date AS vis,
+            o.local_date > t.today_date - {RECENT_WINDOW_DAYS} AS recent,
+            o.local_date > t.today_date - {TIER_WINDOW_DAYS} AS in_year,
+            o.local_date <= t.today_date AND o.amount_fen >= 0 AS visit,
+            CASE WHEN o.local_minute < {morning} THEN 3 WHEN o.local_minute < {noon} THEN 0
+                 WHEN o.local_minute < {afternoon} THEN 1 WHEN o.local_minute < {evening} THEN 2
+                 ELSE 3 END AS part
+        FROM orders o WHERE o.customer_id = c.id OFFSET 0"#,
+        morning = d.morning,
+        noon = d.noon,
+        afternoon = d.afternoon,
+        evening = d.evening,
+    );
     // Incremental runs are driven by the (few) ids in seg_todo.
     let (from, range) = match plan.mode {
         RecomputeMode::Full => ("customers c", "c.id > $2 AND c.id <= $3"),
@@ -356,20 +365,22 @@ FROM (
     FROM {from}
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
     CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE {ord}) AS n,
-            COALESCE(sum(o.amount_fen) FILTER (WHERE {vis}), 0) AS spent,
-            count(*) FILTER (WHERE {ord90}) AS n90,
-            COALESCE(sum(o.amount_fen) FILTER (WHERE {in90}), 0) AS s90,
-            COALESCE(sum(o.amount_fen) FILTER (WHERE {in365}), 0) AS s365,
-            min(o.ordered_at) FILTER (WHERE {ord}) AS first_at,
-            max(o.ordered_at) FILTER (WHERE {ord}) AS last_at,
-            min(o.local_date) FILTER (WHERE {ord}) AS first_day,
-            max(o.local_date) FILTER (WHERE {ord}) AS last_day,
-            min(o.local_date) FILTER (WHERE {in90}) AS min90,
-            min(o.local_date) FILTER (WHERE {in365}) AS min365,
-            min(o.local_date) FILTER (WHERE o.local_date > t.today_date) AS future,
-            {dm} AS dm, {dn} AS dn, {da} AS da
-        FROM orders o WHERE o.customer_id = c.id
+        SELECT count(*) FILTER (WHERE visit) AS n,
+            COALESCE(sum(amount) FILTER (WHERE vis), 0) AS spent,
+            count(*) FILTER (WHERE visit AND recent) AS n90,
+            COALESCE(sum(amount) FILTER (WHERE vis AND recent), 0) AS s90,
+            COALESCE(sum(amount) FILTER (WHERE vis AND in_year), 0) AS s365,
+            min(at) FILTER (WHERE visit) AS first_at,
+            max(at) FILTER (WHERE visit) AS last_at,
+            min(day) FILTER (WHERE visit) AS first_day,
+            max(day) FILTER (WHERE visit) AS last_day,
+            min(day) FILTER (WHERE vis AND recent) AS min90,
+            min(day) FILTER (WHERE vis AND in_year) AS min365,
+            min(day) FILTER (WHERE NOT vis) AS future,
+            count(*) FILTER (WHERE visit AND part = 0) AS dm,
+            count(*) FILTER (WHERE visit AND part = 1) AS dn,
+            count(*) FILTER (WHERE visit AND part = 2) AS da
+        FROM ({orders}) o
     ) x
     WHERE {range}
 ) agg
@@ -391,9 +402,6 @@ WHERE (ca.store_key, ca.joined_at, ca.joined_day, ca.order_count, ca.total_spent
        excluded.order_count_90d, excluded.spent_90d_fen, excluded.spent_365d_fen,
        excluded.first_order_at, excluded.last_order_at, excluded.first_order_day,
        excluded.last_order_day, excluded.favorite_daypart, excluded.next_change_day)"#,
-        dm = part(d.morning, d.noon),
-        dn = part(d.noon, d.afternoon),
-        da = part(d.afternoon, d.evening),
     )
 }
 
