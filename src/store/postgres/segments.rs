@@ -13,6 +13,7 @@ use crate::segments::attributes::{
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
+use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
@@ -78,6 +79,15 @@ impl PgStore {
         );
         outcome.changed += changed;
         outcome.transitions += transitions;
+        if plan.mode == RecomputeMode::Full {
+            // A full run may have written every row (the first one does):
+            // the custom segments' joins, and the campaigns' that follow,
+            // are planned on the new figures, not on the statistics of an
+            // empty or older table (0.35 s for 1,000,000 customers).
+            sqlx::query("ANALYZE customer_attributes")
+                .execute(&mut *conn)
+                .await?;
+        }
         let started = std::time::Instant::now();
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
@@ -792,36 +802,26 @@ async fn store_bases(conn: &mut Conn) -> Result<Vec<segments_sql::StoreBases>, S
     )
 }
 
+/// Phase C: custom segments. Those evaluated over everyone are found in one
+/// pass over the customers, those evaluated over this run's changed
+/// customers in one pass over those; each segment's membership is then made
+/// equal to what was found, in a transaction of its own.
 async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {
+    for sql in [
+        "DROP TABLE IF EXISTS pg_temp.seg_members",
+        "CREATE TEMP TABLE seg_members (segment TEXT COLLATE \"C\" NOT NULL, \
+         id TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY (segment, id))",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    let (everyone, changed): (Vec<&CustomSegment>, Vec<&CustomSegment>) =
+        plan.custom.iter().partition(|s| plan.evaluate_all(s));
     let mut transitions = 0u64;
-    let prepare = [
-        "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT COLLATE \"C\" PRIMARY KEY)",
-        "TRUNCATE seg_members",
-    ];
-    for segment in &plan.custom {
-        for sql in prepare {
-            sqlx::query(sql).execute(&mut **conn).await?;
+    for (group, all) in [(everyone, true), (changed, false)] {
+        if group.is_empty() {
+            continue;
         }
-        let mut ph = Placeholders::starting_at(1);
-        let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
-        let params = ph.into_params();
-        let all = plan.evaluate_all(segment);
-        // Most expressions read only computed attributes: scan those alone.
-        let customer_row = segment.expr.attributes().any(|a| a.reads_customer_record());
-        let from = match (all, customer_row) {
-            (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id",
-            (true, false) => "customer_attributes a",
-            (false, true) => {
-                "seg_cand x JOIN customers c ON c.id = x.id \
-                 JOIN customer_attributes a ON a.customer_id = c.id"
-            }
-            (false, false) => "seg_cand x JOIN customer_attributes a ON a.customer_id = x.id",
-        };
-        let sql = format!(
-            r#"INSERT INTO seg_members SELECT a.customer_id FROM {from}
-               JOIN seg_today t ON t.store_key = a.store_key
-               WHERE {filter}"#
-        );
+        let (sql, params) = members_sql(&group, all);
         sqlx::query(AssertSqlSafe(sql))
             .bind_params(&params)
             .execute(&mut **conn)
@@ -829,21 +829,61 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
         sqlx::query("ANALYZE seg_members")
             .execute(&mut **conn)
             .await?;
-        let mut tx = conn.begin().await?;
-        transitions += apply_members(&mut tx, &segment.name, plan.now, all).await?;
-        tx.commit().await?;
-    }
-    for name in &plan.removed {
-        for sql in prepare {
-            sqlx::query(sql).execute(&mut **conn).await?;
+        for segment in group {
+            let mut tx = conn.begin().await?;
+            transitions += apply_members(&mut tx, &segment.name, plan.now, all).await?;
+            tx.commit().await?;
         }
+    }
+    // Nobody is a member of a segment that is gone.
+    for name in &plan.removed {
         let mut tx = conn.begin().await?;
         transitions += apply_members(&mut tx, name, plan.now, true).await?;
         tx.commit().await?;
     }
+    sqlx::query("DROP TABLE pg_temp.seg_members")
+        .execute(&mut **conn)
+        .await?;
     Ok(transitions)
 }
 
+/// The insert into `seg_members` of every (segment, customer) pair of
+/// `segments`, among everyone (`all`) or among `seg_cand`: one pass, each
+/// segment's expression evaluated once per customer.
+fn members_sql(segments: &[&CustomSegment], all: bool) -> (String, Vec<SqlParam>) {
+    let mut ph = Placeholders::starting_at(1);
+    let mut rows = Vec::with_capacity(segments.len());
+    for segment in segments {
+        let name = ph.push(Dialect::Postgres, SqlParam::Text(segment.name.clone()));
+        let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
+        rows.push(format!("({name}::text, ({filter}))"));
+    }
+    // Most expressions read only computed attributes: scan those alone.
+    let customer_row = segments
+        .iter()
+        .any(|s| s.expr.attributes().any(|a| a.reads_customer_record()));
+    let from = match (all, customer_row) {
+        (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id",
+        (true, false) => "customer_attributes a",
+        (false, true) => {
+            "seg_cand x JOIN customers c ON c.id = x.id \
+             JOIN customer_attributes a ON a.customer_id = c.id"
+        }
+        (false, false) => "seg_cand x JOIN customer_attributes a ON a.customer_id = x.id",
+    };
+    let sql = format!(
+        r#"INSERT INTO seg_members (segment, id)
+SELECT v.segment, a.customer_id FROM {from}
+JOIN seg_today t ON t.store_key = a.store_key
+CROSS JOIN LATERAL (VALUES {rows}) v (segment, hit)
+WHERE v.hit"#,
+        rows = rows.join(",\n    ")
+    );
+    (sql, ph.into_params())
+}
+
+/// Make `segment`'s membership equal to its rows of `seg_members` (among
+/// `seg_cand` only, unless `all`), recording each change.
 async fn apply_members(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     segment: &str,
@@ -858,7 +898,8 @@ async fn apply_members(
     let mut transitions = sqlx::query(AssertSqlSafe(format!(
         r#"WITH gone AS (
                DELETE FROM segment_memberships s WHERE s.segment = $1 {scope}
-               AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)
+               AND NOT EXISTS (SELECT 1 FROM seg_members m
+                               WHERE m.segment = $1 AND m.id = s.customer_id)
                RETURNING s.customer_id)
            INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT customer_id, $1, 'left', $2 FROM gone"#
@@ -868,10 +909,16 @@ async fn apply_members(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    // Members already in are left out before the insert: a conflict check
+    // per member of a large segment costs more than one anti-join.
     transitions += sqlx::query(
         r#"WITH came AS (
                INSERT INTO segment_memberships (segment, customer_id, entered_at)
-               SELECT $1, id, $2 FROM seg_members ON CONFLICT DO NOTHING
+               SELECT $1, m.id, $2 FROM seg_members m
+               WHERE m.segment = $1
+                 AND NOT EXISTS (SELECT 1 FROM segment_memberships s
+                                 WHERE s.segment = $1 AND s.customer_id = m.id)
+               ON CONFLICT DO NOTHING
                RETURNING customer_id)
            INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT customer_id, $1, 'entered', $2 FROM came"#,
