@@ -10,6 +10,7 @@
 //! whose score, stage or tier changed.
 
 use crate::expr::{Dialect, Placeholders, SqlParam};
+use crate::segments::file::CustomSegment;
 use crate::segments::plan::SegmentPlan;
 
 /// The join that keeps its left side as SQLite's outer loop (the few batch
@@ -513,6 +514,29 @@ WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT 
             Dialect::Postgres => " IS DISTINCT FROM ",
         },
     )
+}
+
+/// The `FROM` of a pass finding the members of `segments`: every customer
+/// (`all`) or those of `seg_cand` (outside, the others looked up by key).
+/// Most expressions read only computed attributes: the customer record is
+/// joined only when one reads it. Names `customer_attributes a` and, if
+/// joined, `customers c`.
+pub fn members_source(dialect: Dialect, all: bool, segments: &[&CustomSegment]) -> String {
+    let customer_row = segments
+        .iter()
+        .any(|s| s.expr.attributes().any(|a| a.reads_customer_record()));
+    let join = ordered_join(dialect);
+    match (all, customer_row) {
+        (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id".to_owned(),
+        (true, false) => "customer_attributes a".to_owned(),
+        (false, true) => format!(
+            "seg_cand x {join} customers c ON c.id = x.id \
+             JOIN customer_attributes a ON a.customer_id = c.id"
+        ),
+        (false, false) => {
+            format!("seg_cand x {join} customer_attributes a ON a.customer_id = x.id")
+        }
+    }
 }
 
 /// `CREATE TEMP TABLE seg_cand`: the customers whose attributes an

@@ -858,19 +858,7 @@ fn members_sql(segments: &[&CustomSegment], all: bool) -> (String, Vec<SqlParam>
         let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
         rows.push(format!("({name}::text, ({filter}))"));
     }
-    // Most expressions read only computed attributes: scan those alone.
-    let customer_row = segments
-        .iter()
-        .any(|s| s.expr.attributes().any(|a| a.reads_customer_record()));
-    let from = match (all, customer_row) {
-        (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id",
-        (true, false) => "customer_attributes a",
-        (false, true) => {
-            "seg_cand x JOIN customers c ON c.id = x.id \
-             JOIN customer_attributes a ON a.customer_id = c.id"
-        }
-        (false, false) => "seg_cand x JOIN customer_attributes a ON a.customer_id = x.id",
-    };
+    let from = segments_sql::members_source(Dialect::Postgres, all, segments);
     let sql = format!(
         r#"INSERT INTO seg_members (segment, id)
 SELECT v.segment, a.customer_id FROM {from}

@@ -13,12 +13,13 @@ use sqlx::{AssertSqlSafe, Connection, Row, Sqlite};
 use super::figures::OrderFigures;
 use super::{SqliteStore, from_ms, ms};
 use crate::domain::CustomerId;
-use crate::expr::{BindParams, Dialect, Placeholders};
+use crate::expr::{BindParams, Dialect, Placeholders, SqlParam};
 use crate::segments::attributes::{
     CustomerAttributes, CustomerProfile, Membership, PROFILE_TRANSITIONS, SegmentKind,
     SegmentOutcome, SegmentSize, Transition,
 };
 use crate::segments::derive as shared;
+use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::segments::thresholds::ThresholdScan;
@@ -587,63 +588,86 @@ async fn store_bases(conn: &mut Conn) -> Result<Vec<segments_sql::StoreBases>, S
     )
 }
 
+/// Phase C: custom segments. Those evaluated over everyone are found in one
+/// pass over the customers, those evaluated over this run's changed
+/// customers in one pass over those; each segment's membership is then made
+/// equal to what was found, in a transaction of its own.
 async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError> {
     let now = ms(plan.now);
+    for sql in [
+        "DROP TABLE IF EXISTS temp.seg_members",
+        "CREATE TEMP TABLE seg_members (k INTEGER NOT NULL, id TEXT NOT NULL, \
+         PRIMARY KEY (k, id)) WITHOUT ROWID",
+    ] {
+        sqlx::query(sql).execute(&mut **conn).await?;
+    }
+    let (everyone, changed): (Vec<&CustomSegment>, Vec<&CustomSegment>) =
+        plan.custom.iter().partition(|s| plan.evaluate_all(s));
     let mut transitions = 0u64;
-    for segment in &plan.custom {
-        for sql in [
-            "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT PRIMARY KEY) WITHOUT ROWID",
-            "DELETE FROM seg_members",
-        ] {
-            sqlx::query(sql).execute(&mut **conn).await?;
+    for (group, all) in [(everyone, true), (changed, false)] {
+        if group.is_empty() {
+            continue;
         }
-        let mut ph = Placeholders::starting_at(1);
-        let filter = segment.expr.to_sql(Dialect::Sqlite, &mut ph);
-        let params = ph.into_params();
-        let all = plan.evaluate_all(segment);
-        // Most expressions read only computed attributes: scan those alone.
-        let customer_row = segment.expr.attributes().any(|a| a.reads_customer_record());
-        let from = match (all, customer_row) {
-            (true, true) => "customers c JOIN customer_attributes a ON a.customer_id = c.id",
-            (true, false) => "customer_attributes a",
-            (false, true) => {
-                "seg_cand x CROSS JOIN customers c ON c.id = x.id \
-                 JOIN customer_attributes a ON a.customer_id = c.id"
-            }
-            (false, false) => "seg_cand x CROSS JOIN customer_attributes a ON a.customer_id = x.id",
-        };
-        let sql = format!(
-            r#"INSERT INTO seg_members SELECT a.customer_id FROM {from}
-               JOIN seg_today t ON t.store_key = a.store_key
-               WHERE {filter}"#
-        );
+        sqlx::query("DELETE FROM seg_members")
+            .execute(&mut **conn)
+            .await?;
+        let (sql, params) = members_sql(&group, all);
         sqlx::query(AssertSqlSafe(sql))
             .bind_params(&params)
             .execute(&mut **conn)
             .await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        transitions += apply_members(&mut tx, &segment.name, now, all).await?;
-        tx.commit().await?;
-    }
-    for name in &plan.removed {
-        for sql in [
-            "CREATE TEMP TABLE IF NOT EXISTS seg_members (id TEXT PRIMARY KEY) WITHOUT ROWID",
-            "DELETE FROM seg_members",
-        ] {
-            sqlx::query(sql).execute(&mut **conn).await?;
+        for (k, segment) in (0i64..).zip(&group) {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            transitions += apply_members(&mut tx, &segment.name, k, now, all).await?;
+            tx.commit().await?;
         }
+    }
+    // Nobody is a member of a segment that is gone (no row has k = -1).
+    for name in &plan.removed {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        transitions += apply_members(&mut tx, name, now, true).await?;
+        transitions += apply_members(&mut tx, name, -1, now, true).await?;
         tx.commit().await?;
     }
+    sqlx::query("DROP TABLE temp.seg_members")
+        .execute(&mut **conn)
+        .await?;
     Ok(transitions)
 }
 
-/// Make `segment`'s membership equal to `seg_members` (among `seg_cand`
-/// only, unless `all`), recording each change.
+/// The insert into `seg_members` of a row (k, customer) for each of
+/// `segments` (k its position) whose expression holds, among everyone
+/// (`all`) or among `seg_cand`: one pass, the customers outside and the
+/// positions inside (`CROSS JOIN` keeps that order), each expression
+/// evaluated once per customer. The `?` bind in the order they appear: the
+/// positions are literal numbers, the expressions' parameters in order.
+fn members_sql(segments: &[&CustomSegment], all: bool) -> (String, Vec<SqlParam>) {
+    let mut ph = Placeholders::new();
+    let mut cases = Vec::with_capacity(segments.len());
+    for (k, segment) in segments.iter().enumerate() {
+        let filter = segment.expr.to_sql(Dialect::Sqlite, &mut ph);
+        cases.push(format!("WHEN {k} THEN ({filter})"));
+    }
+    let positions: Vec<String> = (0..segments.len()).map(|k| format!("({k})")).collect();
+    let from = segments_sql::members_source(Dialect::Sqlite, all, segments);
+    let sql = format!(
+        r#"INSERT INTO seg_members (k, id)
+SELECT v.k, a.customer_id FROM {from}
+JOIN seg_today t ON t.store_key = a.store_key
+CROSS JOIN (SELECT column1 AS k FROM (VALUES {positions})) v
+WHERE CASE v.k {cases} END"#,
+        positions = positions.join(", "),
+        cases = cases.join("\n    "),
+    );
+    (sql, ph.into_params())
+}
+
+/// Make `segment`'s membership equal to its rows of `seg_members` (those
+/// with position `k`; among `seg_cand` only, unless `all`), recording each
+/// change.
 async fn apply_members(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     segment: &str,
+    k: i64,
     now: i64,
     all: bool,
 ) -> Result<u64, StoreError> {
@@ -655,11 +679,12 @@ async fn apply_members(
     let mut transitions = sqlx::query(
         r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT m.id, ?, 'entered', ? FROM seg_members m
-           WHERE NOT EXISTS (SELECT 1 FROM segment_memberships s
-                             WHERE s.segment = ? AND s.customer_id = m.id)"#,
+           WHERE m.k = ? AND NOT EXISTS (SELECT 1 FROM segment_memberships s
+                                         WHERE s.segment = ? AND s.customer_id = m.id)"#,
     )
     .bind(segment)
     .bind(now)
+    .bind(k)
     .bind(segment)
     .execute(&mut **tx)
     .await?
@@ -668,25 +693,29 @@ async fn apply_members(
         r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
            SELECT s.customer_id, s.segment, 'left', ? FROM segment_memberships s
            WHERE s.segment = ? {scope}
-             AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#
+             AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.k = ? AND m.id = s.customer_id)"#
     )))
     .bind(now)
     .bind(segment)
+    .bind(k)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     sqlx::query(AssertSqlSafe(format!(
         r#"DELETE FROM segment_memberships AS s WHERE s.segment = ? {scope}
-           AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.id = s.customer_id)"#
+           AND NOT EXISTS (SELECT 1 FROM seg_members m WHERE m.k = ? AND m.id = s.customer_id)"#
     )))
     .bind(segment)
+    .bind(k)
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "INSERT OR IGNORE INTO segment_memberships (segment, customer_id, entered_at) SELECT ?, id, ? FROM seg_members",
+        "INSERT OR IGNORE INTO segment_memberships (segment, customer_id, entered_at) \
+         SELECT ?, id, ? FROM seg_members WHERE k = ?",
     )
     .bind(segment)
     .bind(now)
+    .bind(k)
     .execute(&mut **tx)
     .await?;
     Ok(transitions)
