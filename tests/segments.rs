@@ -429,6 +429,25 @@ async fn stage_changes_are_recorded_as_transitions(store: SharedStore) {
     );
 }
 
+/// A full run at `now` (in one batch) changes nothing: no row, no
+/// transition, and the customers `ids` as in `before`.
+async fn full_run_changes_nothing(
+    store: &SharedStore,
+    dir: &Path,
+    ids: &[String],
+    now: &str,
+    before: &[String],
+    what: &str,
+) {
+    let full = run_in(store, dir, now, RecomputeMode::Full).await;
+    assert_eq!(
+        (full.outcome.changed, full.outcome.transitions),
+        (0, 0),
+        "{what}: a full run changed something"
+    );
+    assert_eq!(before, snapshot_in(store, dir, ids, now).await, "{what}");
+}
+
 /// Every customer's attributes and memberships, for comparing runs.
 async fn snapshot_in(store: &SharedStore, dir: &Path, ids: &[String], now: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -540,17 +559,8 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
             );
         }
         let after_incremental = snapshot_in(&store, dir, &ids, now).await;
-        let full = run_in(&store, dir, now, RecomputeMode::Full).await;
-        assert_eq!(
-            (full.outcome.changed, full.outcome.transitions),
-            (0, 0),
-            "step {step}: a full run after the incremental one changed something"
-        );
-        assert_eq!(
-            after_incremental,
-            snapshot_in(&store, dir, &ids, now).await,
-            "step {step}"
-        );
+        let what = format!("step {step}, after the incremental run");
+        full_run_changes_nothing(&store, dir, &ids, now, &after_incremental, &what).await;
     }
     let sizes = store.segment_sizes().await.unwrap();
     assert!(
@@ -585,13 +595,7 @@ async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedSto
         "each customer enters one stage and one tier, once"
     );
     let after_small = snapshot_in(&store, dir, &ids, NOW).await;
-    let one = run_in(&store, dir, NOW, RecomputeMode::Full).await;
-    assert_eq!(
-        (one.outcome.changed, one.outcome.transitions),
-        (0, 0),
-        "a run in one batch changed what the small batches wrote"
-    );
-    assert_eq!(after_small, snapshot_in(&store, dir, &ids, NOW).await);
+    full_run_changes_nothing(&store, dir, &ids, NOW, &after_small, "after small batches").await;
 }
 
 async fn birthdays_count_down_in_local_days(store: SharedStore) {

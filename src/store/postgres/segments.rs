@@ -481,30 +481,60 @@ async fn figures_lane(
             (std::mem::replace(&mut cur.lo, hi.clone()), hi)
         };
         let mut tx = conn.begin().await?;
-        changed += sqlx::query(AssertSqlSafe(sql))
-            .bind(plan.now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        // Deleting first locks the rows: an import marking one of these
-        // customers again waits for this commit and re-marks it afterwards.
-        sqlx::query("DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2")
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?;
-        let cleared: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM customers WHERE id > $1 AND id <= $2")
-                .bind(&lo)
-                .bind(&hi)
-                .fetch_one(&mut *tx)
-                .await?;
+        changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
+        recomputed += clear_marks(
+            &mut tx,
+            "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2",
+            "SELECT count(*) FROM customers WHERE id > $1 AND id <= $2",
+            &lo,
+            &hi,
+        )
+        .await?;
         tx.commit().await?;
-        recomputed += u64::try_from(cleared).unwrap_or(0);
     }
     Ok((recomputed, changed))
+}
+
+/// Run a batch's statement over the ids in `(lo, hi]`; placeholders: now,
+/// lo, hi. Returns the rows it affected.
+async fn in_range(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    sql: &str,
+    plan: &SegmentPlan,
+    lo: &str,
+    hi: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(AssertSqlSafe(sql))
+        .bind(plan.now)
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+/// Clear the dirty marks of a batch's customers (`delete`) and count them
+/// (`count`); placeholders of both: lo, hi. Deleting first locks the rows:
+/// an import marking one of these customers again waits for the batch's
+/// commit and re-marks it afterwards.
+async fn clear_marks(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    delete: &'static str,
+    count: &'static str,
+    lo: &str,
+    hi: &str,
+) -> Result<u64, StoreError> {
+    sqlx::query(delete)
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
+    let n: i64 = sqlx::query_scalar(count)
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// An incremental run's phase A: the marked customers and those due by the
@@ -549,33 +579,20 @@ async fn incremental_figures(
             .execute(&mut *tx)
             .await?;
         histogram_rows(&mut tx, -1, &lo, &hi).await?;
-        changed += sqlx::query(AssertSqlSafe(sql))
-            .bind(plan.now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
         histogram_rows(&mut tx, 1, &lo, &hi).await?;
         for sql in segments_sql::histogram_apply() {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
-        // Deleting first locks the rows (see `figures_lane`).
-        sqlx::query(
+        recomputed += clear_marks(
+            &mut tx,
             "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
+            "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
+            &lo,
+            &hi,
         )
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *tx)
         .await?;
-        let cleared: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2")
-                .bind(&lo)
-                .bind(&hi)
-                .fetch_one(&mut *tx)
-                .await?;
         tx.commit().await?;
-        recomputed += u64::try_from(cleared).unwrap_or(0);
         lo = hi;
     }
     Ok((recomputed, changed))
@@ -704,7 +721,7 @@ async fn rank_lane(
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
-    if plan.mode == RecomputeMode::Incremental && plan.evaluates_some_segment_over_changes() {
+    if plan.evaluates_some_segment_over_changes() {
         for sql in [
             segments_sql::CHANGED_CUSTOMERS,
             "CREATE UNIQUE INDEX ON seg_cand (id)",
@@ -721,20 +738,8 @@ async fn rank_lane(
     );
     while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.scattered_batch_size).await? {
         let mut tx = conn.begin().await?;
-        transitions += sqlx::query(AssertSqlSafe(tsql.as_str()))
-            .bind(plan.now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        changed += sqlx::query(AssertSqlSafe(usql.as_str()))
-            .bind(plan.now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        transitions += in_range(&mut tx, &tsql, plan, &lo, &hi).await?;
+        changed += in_range(&mut tx, &usql, plan, &lo, &hi).await?;
         tx.commit().await?;
         lo = hi;
     }
