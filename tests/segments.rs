@@ -833,6 +833,33 @@ async fn postgres_a_failed_run_leaves_no_session_settings_in_the_pool() {
     db.cleanup().await;
 }
 
+/// A full run asks for an extra connection per core; a daemon whose other
+/// jobs hold the rest of the pool gets its run done on fewer, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_full_run_without_a_spare_connection_runs_on_one() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let store = outreach::store::PgStore::open(&db.url, 2).await.unwrap();
+    ten_buyers(&db.store).await;
+    // Another job holds one of the two connections throughout.
+    let held = store.pool().acquire().await.unwrap();
+    let report = job::run(
+        &store,
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t(NOW),
+        RecomputeMode::Full,
+    )
+    .await
+    .expect("the run waits a moment for a second connection, then runs on one");
+    assert_eq!(report.outcome.recomputed, 12);
+    assert_eq!(report.outcome.transitions, 24);
+    drop(held);
+    drop(store);
+    db.cleanup().await;
+}
+
 store_contract!(
     custom_segments_track_entries_and_exits,
     a_broken_segments_file_changes_nothing,
