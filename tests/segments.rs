@@ -576,7 +576,9 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
 
 /// A full run in batches of two customers (spread over several connections
 /// where the backend has them) writes what a run in one batch writes: every
-/// customer once, with each stage and tier entered once.
+/// customer once, with each stage and tier entered once. On PostgreSQL the
+/// first run fills the empty table (each row written once, ranked) and the
+/// one after it compares with the stored rows: the two ways agree.
 async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedStore) {
     ten_buyers(&store).await;
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
@@ -727,25 +729,19 @@ async fn raw_sql(db: &common::TestStore, sql: &'static str) {
     }
 }
 
-/// A full run that stops after writing some figures but before rebuilding
-/// the histogram the thresholds come from leaves nothing an incremental run
-/// could build on: the next run is a full one, even when asked for an
-/// incremental one.
-async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStore) {
-    let store = &db.store;
-    ten_buyers(store).await;
-    run(store, NOW, RecomputeMode::Full).await;
-    // Phase A commits its batches, then the rebuild fails.
+/// A full run at `now` that fails once phase A has committed its batches:
+/// the histogram the thresholds come from cannot be rebuilt.
+async fn fail_after_the_figures(db: &common::TestStore, now: &str) {
     raw_sql(
         db,
         "ALTER TABLE segment_histogram RENAME TO segment_histogram_away",
     )
     .await;
     let failed = job::run(
-        store.as_ref(),
+        db.store.as_ref(),
         Path::new("/nonexistent-campaigns"),
         SHANGHAI,
-        t("2026-11-24T12:00:00+08:00"),
+        t(now),
         RecomputeMode::Full,
     )
     .await;
@@ -755,6 +751,17 @@ async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStor
         "ALTER TABLE segment_histogram_away RENAME TO segment_histogram",
     )
     .await;
+}
+
+/// A full run that stops after writing some figures but before rebuilding
+/// the histogram the thresholds come from leaves nothing an incremental run
+/// could build on: the next run is a full one, even when asked for an
+/// incremental one.
+async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    run(store, NOW, RecomputeMode::Full).await;
+    fail_after_the_figures(db, "2026-11-24T12:00:00+08:00").await;
     let next = run(
         store,
         "2026-11-24T12:30:00+08:00",
@@ -782,6 +789,58 @@ async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStor
         "{:?}",
         after.full_reason
     );
+}
+
+/// A first run that stops after its order figures, before any row of
+/// attributes is written, is followed by a full run that writes every
+/// customer once, each entering one stage and one tier.
+async fn an_interrupted_first_run_is_followed_by_a_full_one(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    fail_after_the_figures(db, NOW).await;
+    let next = run(
+        store,
+        "2026-11-23T12:30:00+08:00",
+        RecomputeMode::Incremental,
+    )
+    .await;
+    assert_eq!(next.mode, RecomputeMode::Full, "{:?}", next.full_reason);
+    assert_eq!(next.outcome.recomputed, 12);
+    assert_eq!(
+        next.outcome.transitions, 24,
+        "each customer enters one stage and one tier, once"
+    );
+    let ids: Vec<String> = ["C01", "C05", "C10", "N1", "N2"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let dir = Path::new("/nonexistent-campaigns");
+    let after = snapshot_in(store, dir, &ids, "2026-11-23T12:30:00+08:00").await;
+    full_run_changes_nothing(
+        store,
+        dir,
+        &ids,
+        "2026-11-23T12:30:00+08:00",
+        &after,
+        "after the interrupted first run",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_interrupted_first_run_is_followed_by_a_full_one() {
+    let db = common::sqlite().await;
+    an_interrupted_first_run_is_followed_by_a_full_one(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_interrupted_first_run_is_followed_by_a_full_one() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    an_interrupted_first_run_is_followed_by_a_full_one(&db).await;
+    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -857,6 +916,38 @@ async fn postgres_a_full_run_without_a_spare_connection_runs_on_one() {
     assert_eq!(report.outcome.transitions, 24);
     drop(held);
     drop(store);
+    db.cleanup().await;
+}
+
+/// Two runs at once (the daemon's and a command's, from two processes) take
+/// turns: each change is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runs_at_the_same_time_take_turns() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    ten_buyers(&db.store).await;
+    let (a, b) = (
+        outreach::store::PgStore::open(&db.url, 4).await.unwrap(),
+        outreach::store::PgStore::open(&db.url, 4).await.unwrap(),
+    );
+    let dir = Path::new("/nonexistent-campaigns");
+    let (first, second) = tokio::join!(
+        job::run(&a, dir, SHANGHAI, t(NOW), RecomputeMode::Full),
+        job::run(&b, dir, SHANGHAI, t(NOW), RecomputeMode::Full),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(
+        first.outcome.transitions + second.outcome.transitions,
+        24,
+        "each customer enters one stage and one tier, once: {first:?} {second:?}"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM segment_transitions")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded, 24);
+    drop((a, b));
     db.cleanup().await;
 }
 

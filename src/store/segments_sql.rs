@@ -76,12 +76,13 @@ pub fn thresholds_insert(dialect: Dialect) -> String {
 }
 
 /// Statements that rebuild `segment_histogram` from every customer's
-/// attributes (after a full run's order figures), in one transaction.
+/// figures in `source` (`customer_attributes`, or a table with its columns)
+/// after a full run's phase A, in one transaction.
 ///
 /// SQLite groups by sorting: four `GROUP BY`s over a million customers took
 /// 5.9 s. Counting into a keyed table of the few thousand distinct values
 /// takes one pass (about 2 s).
-pub fn histogram_rebuild(dialect: Dialect) -> Vec<String> {
+pub fn histogram_rebuild(dialect: Dialect, source: &str) -> Vec<String> {
     let rebuild = "DELETE FROM segment_histogram".to_owned();
     match dialect {
         Dialect::Sqlite => vec![
@@ -91,15 +92,16 @@ pub fn histogram_rebuild(dialect: Dialect) -> Vec<String> {
                 .to_owned(),
             "DELETE FROM seg_hist_count".to_owned(),
             // `WHERE true` tells SQLite's parser the upsert from the join.
-            r#"INSERT INTO seg_hist_count (metric, store_key, value, n)
+            format!(
+                r#"INSERT INTO seg_hist_count (metric, store_key, value, n)
 SELECT metric, store_key, v, 1 FROM (
-    SELECT 'r' AS metric, store_key, last_order_day AS v FROM customer_attributes WHERE last_order_day IS NOT NULL
-    UNION ALL SELECT 'f', store_key, order_count FROM customer_attributes WHERE order_count > 0
-    UNION ALL SELECT 'm', store_key, total_spent_fen FROM customer_attributes WHERE order_count > 0
-    UNION ALL SELECT 't', store_key, spent_365d_fen FROM customer_attributes
+    SELECT 'r' AS metric, store_key, last_order_day AS v FROM {source} WHERE last_order_day IS NOT NULL
+    UNION ALL SELECT 'f', store_key, order_count FROM {source} WHERE order_count > 0
+    UNION ALL SELECT 'm', store_key, total_spent_fen FROM {source} WHERE order_count > 0
+    UNION ALL SELECT 't', store_key, spent_365d_fen FROM {source}
 ) WHERE true
 ON CONFLICT (metric, store_key, value) DO UPDATE SET n = n + 1"#
-                .to_owned(),
+            ),
             rebuild,
             "INSERT INTO segment_histogram (metric, store_key, value, n) \
              SELECT metric, store_key, value, n FROM seg_hist_count"
@@ -109,7 +111,8 @@ ON CONFLICT (metric, store_key, value) DO UPDATE SET n = n + 1"#
         Dialect::Postgres => vec![
             rebuild,
             format!(
-                "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{PG_HISTOGRAMS}\n) h"
+                "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{}\n) h",
+                pg_histograms(source)
             ),
         ],
     }
@@ -173,8 +176,11 @@ ON CONFLICT (metric, store_key, value) DO UPDATE SET n = segment_histogram.n + e
 
 /// Each store's histogram of recency (last order day), frequency and money
 /// among customers who ordered, and of 365-day spend among all: rows of
-/// (metric, store_key, v, n), hashed in one pass with grouping sets.
-const PG_HISTOGRAMS: &str = r#"    SELECT metric, store_key, v, n FROM (
+/// (metric, store_key, v, n), hashed in one pass over `source` with grouping
+/// sets.
+fn pg_histograms(source: &str) -> String {
+    format!(
+        r#"    SELECT metric, store_key, v, n FROM (
         SELECT store_key,
             CASE WHEN GROUPING(last_order_day) = 0 THEN 'r'
                  WHEN GROUPING(order_count) = 0 THEN 'f'
@@ -183,12 +189,14 @@ const PG_HISTOGRAMS: &str = r#"    SELECT metric, store_key, v, n FROM (
             COALESCE(last_order_day::bigint, order_count::bigint, total_spent_fen, spent_365d_fen) AS v,
             buyer, count(*) AS n
         FROM (SELECT store_key, last_order_day, order_count, total_spent_fen, spent_365d_fen,
-                     order_count > 0 AS buyer FROM customer_attributes) c
+                     order_count > 0 AS buyer FROM {source}) c
         GROUP BY GROUPING SETS ((store_key, last_order_day), (store_key, order_count),
                                 (store_key, total_spent_fen, buyer), (store_key, spent_365d_fen))
     ) g
     WHERE (metric = 'r' AND v IS NOT NULL) OR (metric = 'f' AND v > 0)
-       OR (metric = 'm' AND buyer) OR metric = 't'"#;
+       OR (metric = 'm' AND buyer) OR metric = 't'"#
+    )
+}
 
 /// The columns each threshold of `seg_thr` applies to.
 const THRESHOLD_COLUMNS: [(&str, &str); 14] = [
@@ -457,13 +465,12 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> Strin
     format!("CREATE TEMP TABLE seg_changes AS\n{body}")
 }
 
-/// The changed rows among `source` (which names `customer_attributes a`)
-/// that meet `filter`.
-fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &str) -> String {
+/// The select-list of a customer's ranking from the figures of `a` (a row of
+/// `customer_attributes`, or of a table with its columns), the calendar `t`
+/// and the thresholds `s`: `r`, `f`, `m` (scores, NULL without orders),
+/// `tier` and `stage`.
+fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
     let l = &plan.rules.lifecycle;
-    // The customers (or the few batch ids) outside, the calendar and
-    // thresholds looked up by key.
-    let join = ordered_join(dialect);
     let score = |col: &str, m: &str| {
         let steps: Vec<String> = (1..=4)
             .map(|k| as_int(dialect, &format!("a.{col} >= s.{m}{k}")))
@@ -480,10 +487,7 @@ fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &s
         )
     };
     format!(
-        r#"SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
-    SELECT a.customer_id AS id, a.lifecycle AS old_stage, a.value_tier AS old_tier,
-        a.r_score AS old_r, a.f_score AS old_f, a.m_score AS old_m,
-        {r} AS r, {f} AS f, {m} AS m,
+        r#"{r} AS r, {f} AS f, {m} AS m,
         CASE WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t1 THEN 'vip'
              WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t2 THEN 'core'
              ELSE 'regular' END AS tier,
@@ -491,14 +495,7 @@ fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &s
              WHEN {active} THEN 'active'
              WHEN {at_risk} THEN 'at_risk'
              WHEN {lapsed} THEN 'lapsed'
-             ELSE 'churned' END AS stage
-    FROM {source}
-    {join} seg_today t ON t.store_key = a.store_key
-    {join} seg_thr s ON s.store_key = a.store_key
-    WHERE {filter}
-) x
-WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
-   OR old_stage <> stage OR old_tier <> tier"#,
+             ELSE 'churned' END AS stage"#,
         r = score("last_order_day", "r"),
         f = score("order_count", "f"),
         m = score("total_spent_fen", "m"),
@@ -507,12 +504,92 @@ WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT 
         at_risk = within(l.at_risk_within_days, "at_risk_since"),
         lapsed = within(l.lapsed_within_days, "lapsed_since"),
     )
+}
+
+/// The `rfm` text of scores `r`, `f` and `m` of `x` (NULL without orders).
+fn rfm(dialect: Dialect, x: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => {
+            format!("CASE WHEN {x}.r IS NULL THEN NULL ELSE {x}.r || {x}.f || {x}.m END")
+        }
+        Dialect::Postgres => format!(
+            "CASE WHEN {x}.r IS NULL THEN NULL ELSE {x}.r::text || {x}.f::text || {x}.m::text END"
+        ),
+    }
+}
+
+/// The changed rows among `source` (which names `customer_attributes a`)
+/// that meet `filter`.
+fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &str) -> String {
+    // The customers (or the few batch ids) outside, the calendar and
+    // thresholds looked up by key.
+    let join = ordered_join(dialect);
+    format!(
+        r#"SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
+    SELECT a.customer_id AS id, a.lifecycle AS old_stage, a.value_tier AS old_tier,
+        a.r_score AS old_r, a.f_score AS old_f, a.m_score AS old_m,
+        {ranking}
+    FROM {source}
+    {join} seg_today t ON t.store_key = a.store_key
+    {join} seg_thr s ON s.store_key = a.store_key
+    WHERE {filter}
+) x
+WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
+   OR old_stage <> stage OR old_tier <> tier"#,
+        ranking = ranking(plan, dialect),
+    )
     .replace(
         " IS DISTINCT FROM ",
         match dialect {
             Dialect::Sqlite => " IS NOT ",
             Dialect::Postgres => " IS DISTINCT FROM ",
         },
+    )
+}
+
+/// The columns of `customer_attributes` that phase A writes: the order
+/// figures and when they were computed.
+pub const FIGURE_COLUMNS: &str = "customer_id, store_key, joined_at, joined_day, order_count, \
+    total_spent_fen, avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen, \
+    first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart, \
+    next_change_day, computed_day, computed_at";
+
+/// A first full run's write of the customers with ids in `(lo, hi]`: each
+/// row of `fill` (order figures, in `customer_attributes`' columns) goes
+/// into the empty `customer_attributes` once, with its scores, stage and
+/// tier, and each customer's entry into its stage and tier is recorded,
+/// in one statement. Placeholders: now, lo, hi (in that order, each once).
+/// Returns one row: the rows written, the transitions recorded.
+pub fn fill(plan: &SegmentPlan, dialect: Dialect, fill: &str) -> String {
+    let (now, lo, hi) = match dialect {
+        Dialect::Sqlite => ("?", "?", "?"),
+        Dialect::Postgres => ("$1", "$2", "$3"),
+    };
+    let join = ordered_join(dialect);
+    format!(
+        r#"WITH written AS (
+    INSERT INTO customer_attributes ({FIGURE_COLUMNS}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
+    SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
+        SELECT a.*, {ranking}
+        FROM {fill} a
+        {join} seg_today t ON t.store_key = a.store_key
+        {join} seg_thr s ON s.store_key = a.store_key
+        WHERE a.customer_id > {lo} AND a.customer_id <= {hi}
+    ) x
+    RETURNING customer_id, lifecycle, value_tier),
+entered AS (
+    INSERT INTO segment_transitions (customer_id, segment, change, at)
+    SELECT customer_id, 'lifecycle:' || lifecycle, 'entered', {now} FROM written
+    UNION ALL SELECT customer_id, 'tier:' || value_tier, 'entered', {now} FROM written
+    RETURNING 1)
+SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM entered)"#,
+        x_figures = FIGURE_COLUMNS
+            .split(',')
+            .map(|c| format!("x.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        rfm = rfm(dialect, "x"),
+        ranking = ranking(plan, dialect),
     )
 }
 
@@ -568,17 +645,17 @@ WHERE keep AND moved AND id > {lo} AND id <= {hi}"#
 
 /// Apply `seg_changes` rows with ids in `(lo, hi]`; placeholders: now, lo, hi.
 pub fn apply_changes(dialect: Dialect) -> String {
-    let (now, lo, hi, rfm) = match dialect {
-        Dialect::Sqlite => ("?", "?", "?", "c.r || c.f || c.m"),
-        Dialect::Postgres => ("$1", "$2", "$3", "c.r::text || c.f::text || c.m::text"),
+    let (now, lo, hi) = match dialect {
+        Dialect::Sqlite => ("?", "?", "?"),
+        Dialect::Postgres => ("$1", "$2", "$3"),
     };
     format!(
         r#"UPDATE customer_attributes
-SET r_score = c.r, f_score = c.f, m_score = c.m,
-    rfm = CASE WHEN c.r IS NULL THEN NULL ELSE {rfm} END,
+SET r_score = c.r, f_score = c.f, m_score = c.m, rfm = {rfm},
     lifecycle = c.stage, value_tier = c.tier, computed_at = {now}
 FROM seg_changes c
-WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#
+WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#,
+        rfm = rfm(dialect, "c"),
     )
 }
 

@@ -442,7 +442,7 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     }
     if !incremental {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        for sql in segments_sql::histogram_rebuild(Dialect::Sqlite) {
+        for sql in segments_sql::histogram_rebuild(Dialect::Sqlite, "customer_attributes") {
             sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
