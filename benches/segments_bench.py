@@ -25,6 +25,10 @@ Per backend:
        includes connecting). Reported: warm full / bare.
   3. With the repository's campaigns/ (segments.yaml with 6 custom segments):
      one full run where the custom segments are new, and one warm full run.
+     At the end, once, the first full run with those segments on a copy of
+     the freshly seeded database (SQLite: DIR/bench-first.db; PostgreSQL:
+     `outreach_segbench_first`, made from the seeded one as a template): the
+     run that writes every attribute row and every membership.
   4. Incremental, --runs times, back in the empty campaigns directory: an
      untimed warm full run (so each repetition starts from the same kind of
      state), import 10,000 new orders (generated CSV, ids B{run}-{i}, random
@@ -65,6 +69,7 @@ from benchlib import NOW, ROOT, SQLITE3, Bench, clean_env, figures, json_output,
 NOW_INCREMENTAL = "2026-11-23T12:30:00+08:00"
 NEW_ORDERS = 10_000
 PG_DB = "outreach_segbench"
+PG_DB_FIRST = "outreach_segbench_first"
 BARE_SQL = ("SELECT count(*), sum(c) FROM (SELECT customer_id, count(*) AS c, sum(amount_fen), "
             "max(ordered_at) FROM orders GROUP BY customer_id) x")
 
@@ -124,6 +129,18 @@ def bench_backend(backend, args, bench, admin_url, empty_campaigns, repo_campaig
         result["analyze_seconds"] = round(time.monotonic() - t, 1)
     print(f"  seeded {args.customers} customers in {s:.1f} s (peak RSS {rss:.0f} MiB)"
           + (f", ANALYZE {result['analyze_seconds']:.1f} s" if backend == "postgres" else ""), flush=True)
+    # A copy of the seeded shop for the first run with custom segments.
+    if backend == "sqlite":
+        first_db = args.workdir / "bench-first.db"
+        remove_sqlite(first_db)
+        subprocess.run([SQLITE3, str(db), "PRAGMA wal_checkpoint(TRUNCATE)"], check=True, capture_output=True)
+        shutil.copyfile(db, first_db)
+        first_url = f"sqlite://{first_db}"
+    else:
+        psql(admin_url, f'DROP DATABASE IF EXISTS "{PG_DB_FIRST}" WITH (FORCE)')
+        psql(admin_url, f'CREATE DATABASE "{PG_DB_FIRST}" TEMPLATE "{PG_DB}"')
+        first_url = pg_url(admin_url, PG_DB_FIRST)
+    env_first_custom = dict(env_custom, OUTREACH_DATABASE__URL=first_url)
 
     # The bare query's command line; run once first to learn the data size.
     if backend == "sqlite":
@@ -183,6 +200,12 @@ def bench_backend(backend, args, bench, admin_url, empty_campaigns, repo_campaig
         csv.unlink()
     result["incremental"] = figures(incremental)
 
+    result["first_full_custom"] = segments_run(bench, env_first_custom, "first full +6 custom segments (cold)")
+    if backend == "sqlite":
+        remove_sqlite(first_db)
+    else:
+        psql(admin_url, f'DROP DATABASE IF EXISTS "{PG_DB_FIRST}" WITH (FORCE)')
+
     if not args.keep:
         if backend == "sqlite":
             remove_sqlite(db)
@@ -206,6 +229,7 @@ def print_summary(results, info, args):
             (f"bare GROUP BY ({bare_tool})", r["bare_query"], r["bare_query"]["runs"]),
             ("full +6 custom segments (new, once)", r["full_custom_first"], None),
             ("full +6 custom segments (warm, once)", r["full_custom_warm"], None),
+            ("first full +6 custom segments (cold, once)", r["first_full_custom"], None),
             (f"incremental after {NEW_ORDERS:,} new orders", r["incremental"], r["incremental"]["runs"]),
         ]
         for label, fig, runs in rows:

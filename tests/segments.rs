@@ -892,6 +892,35 @@ async fn postgres_a_failed_run_leaves_no_session_settings_in_the_pool() {
     db.cleanup().await;
 }
 
+/// The job's temporary tables go to a file for its run alone: the pool's
+/// other users keep theirs in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_run_leaves_no_session_settings_in_the_pool() {
+    let db = common::sqlite().await;
+    // One connection: the job's, if it went back to the pool.
+    let store = outreach::store::SqliteStore::open(&db.url, 1)
+        .await
+        .unwrap();
+    ten_buyers(&db.store).await;
+    job::run(
+        &store,
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t(NOW),
+        RecomputeMode::Full,
+    )
+    .await
+    .unwrap();
+    // 2 is MEMORY, the pool's setting; 1 would be the job's FILE.
+    let setting: i64 = sqlx::query_scalar("PRAGMA temp_store")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(setting, 2);
+    drop(store);
+    db.cleanup().await;
+}
+
 /// A full run asks for an extra connection per core; a daemon whose other
 /// jobs hold the rest of the pool gets its run done on fewer, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,11 @@ impl SqliteStore {
             .map_err(StoreError::migrate)?;
         Ok(Self { pool })
     }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
