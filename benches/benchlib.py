@@ -114,9 +114,11 @@ def machine(backends, admin_url):
         info["postgres_settings"] = dict(
             line.split("|", 1) for line in psql(
                 admin_url,
-                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
+                # current_setting() gives the value with its unit ("128MB");
+                # pg_settings' setting is in units of `unit` ("16384" of "8kB").
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
                 "('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', 'jit', "
-                "'synchronous_commit', 'autovacuum') ORDER BY name").splitlines())
+                "'synchronous_commit', 'autovacuum', 'max_wal_size') ORDER BY name").splitlines())
     return info
 
 
