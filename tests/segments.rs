@@ -827,38 +827,6 @@ async fn an_interrupted_first_run_is_followed_by_a_full_one(db: &common::TestSto
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_an_interrupted_first_run_is_followed_by_a_full_one() {
-    let db = common::sqlite().await;
-    an_interrupted_first_run_is_followed_by_a_full_one(&db).await;
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_an_interrupted_first_run_is_followed_by_a_full_one() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    an_interrupted_first_run_is_followed_by_a_full_one(&db).await;
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_an_interrupted_full_run_is_followed_by_a_full_one() {
-    let db = common::sqlite().await;
-    an_interrupted_full_run_is_followed_by_a_full_one(&db).await;
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_an_interrupted_full_run_is_followed_by_a_full_one() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    an_interrupted_full_run_is_followed_by_a_full_one(&db).await;
-    db.cleanup().await;
-}
-
 /// The job's session settings (asynchronous commits among them) must not
 /// reach the pool's other users, even when the job fails half-way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -992,5 +960,7 @@ store_contract!(
     incremental_and_full_give_identical_results,
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
-    dayparts_count_visits_within_their_edges,
+    dayparts_count_visits_within_their_edges;
+    an_interrupted_full_run_is_followed_by_a_full_one,
+    an_interrupted_first_run_is_followed_by_a_full_one,
 );

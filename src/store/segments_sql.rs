@@ -469,7 +469,7 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> Strin
 /// `customer_attributes`, or of a table with its columns), the calendar `t`
 /// and the thresholds `s`: `r`, `f`, `m` (scores, NULL without orders),
 /// `tier` and `stage`.
-fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
+pub fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
     let l = &plan.rules.lifecycle;
     let score = |col: &str, m: &str| {
         let steps: Vec<String> = (1..=4)
@@ -507,7 +507,7 @@ fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
 }
 
 /// The `rfm` text of scores `r`, `f` and `m` of `x` (NULL without orders).
-fn rfm(dialect: Dialect, x: &str) -> String {
+pub fn rfm(dialect: Dialect, x: &str) -> String {
     match dialect {
         Dialect::Sqlite => {
             format!("CASE WHEN {x}.r IS NULL THEN NULL ELSE {x}.r || {x}.f || {x}.m END")
@@ -553,45 +553,6 @@ pub const FIGURE_COLUMNS: &str = "customer_id, store_key, joined_at, joined_day,
     total_spent_fen, avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen, \
     first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart, \
     next_change_day, computed_day, computed_at";
-
-/// A first full run's write of the customers with ids in `(lo, hi]`: each
-/// row of `fill` (order figures, in `customer_attributes`' columns) goes
-/// into the empty `customer_attributes` once, with its scores, stage and
-/// tier, and each customer's entry into its stage and tier is recorded,
-/// in one statement. Placeholders: now, lo, hi (in that order, each once).
-/// Returns one row: the rows written, the transitions recorded.
-pub fn fill(plan: &SegmentPlan, dialect: Dialect, fill: &str) -> String {
-    let (now, lo, hi) = match dialect {
-        Dialect::Sqlite => ("?", "?", "?"),
-        Dialect::Postgres => ("$1", "$2", "$3"),
-    };
-    let join = ordered_join(dialect);
-    format!(
-        r#"WITH written AS (
-    INSERT INTO customer_attributes ({FIGURE_COLUMNS}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
-    SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
-        SELECT a.*, {ranking}
-        FROM {fill} a
-        {join} seg_today t ON t.store_key = a.store_key
-        {join} seg_thr s ON s.store_key = a.store_key
-        WHERE a.customer_id > {lo} AND a.customer_id <= {hi}
-    ) x
-    RETURNING customer_id, lifecycle, value_tier),
-entered AS (
-    INSERT INTO segment_transitions (customer_id, segment, change, at)
-    SELECT customer_id, 'lifecycle:' || lifecycle, 'entered', {now} FROM written
-    UNION ALL SELECT customer_id, 'tier:' || value_tier, 'entered', {now} FROM written
-    RETURNING 1)
-SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM entered)"#,
-        x_figures = FIGURE_COLUMNS
-            .split(',')
-            .map(|c| format!("x.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        rfm = rfm(dialect, "x"),
-        ranking = ranking(plan, dialect),
-    )
-}
 
 /// The `FROM` of a pass finding the members of `segments`: every customer
 /// (`all`) or those of `seg_cand` (outside, the others looked up by key).

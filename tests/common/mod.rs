@@ -97,16 +97,27 @@ pub fn replace_db(url: &str, name: &str) -> String {
     }
 }
 
-/// Generates one `sqlite` and one `postgres` test per listed async fn taking a `SharedStore`.
+/// Generates one `sqlite` and one `postgres` test per listed async fn taking a
+/// `SharedStore` (or, for those listed after a `;`, the whole `&TestStore`).
 #[macro_export]
 macro_rules! store_contract {
-    ($($name:ident),* $(,)?) => {
+    // Tests after `;` take the whole `&TestStore` (its URL as well as its
+    // store), for those that reach into the database themselves.
+    ($($name:ident),* $(,)?; $($with_db:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let db = $crate::common::sqlite().await;
                     super::$name(db.store.clone()).await;
+                    db.cleanup().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $with_db() {
+                    let db = $crate::common::sqlite().await;
+                    super::$with_db(&db).await;
                     db.cleanup().await;
                 }
             )*
@@ -120,6 +131,17 @@ macro_rules! store_contract {
                     db.cleanup().await;
                 }
             )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $with_db() {
+                    let Some(db) = $crate::common::postgres().await else { return };
+                    super::$with_db(&db).await;
+                    db.cleanup().await;
+                }
+            )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::store_contract!($($name),*;);
     };
 }

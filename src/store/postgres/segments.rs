@@ -685,7 +685,7 @@ async fn phase_b(
     }
     let done = match plan.mode {
         RecomputeMode::Full if fill => {
-            let sql = segments_sql::fill(plan, Dialect::Postgres, "segment_fill");
+            let sql = fill_sql(plan);
             let batches = Mutex::new(batches(bounds));
             let work = std::iter::once(&mut *conn)
                 .chain(lanes.iter_mut())
@@ -746,9 +746,43 @@ fn batches(bounds: &[String]) -> std::vec::IntoIter<(String, String)> {
         .into_iter()
 }
 
+/// A first full run's write of the customers with ids in `(lo, hi]`: each
+/// row of `segment_fill` goes into the empty `customer_attributes` once,
+/// with its scores, stage and tier, and each customer's entry into its
+/// stage and tier is recorded, in one statement. Placeholders: now, lo, hi.
+/// Returns one row: the rows written, the transitions recorded.
+fn fill_sql(plan: &SegmentPlan) -> String {
+    let figures = segments_sql::FIGURE_COLUMNS;
+    let x_figures = figures
+        .split(',')
+        .map(|c| format!("x.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"WITH written AS (
+    INSERT INTO customer_attributes ({figures}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
+    SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
+        SELECT a.*, {ranking}
+        FROM segment_fill a
+        JOIN seg_today t ON t.store_key = a.store_key
+        JOIN seg_thr s ON s.store_key = a.store_key
+        WHERE a.customer_id > $2 AND a.customer_id <= $3
+    ) x
+    RETURNING customer_id, lifecycle, value_tier),
+entered AS (
+    INSERT INTO segment_transitions (customer_id, segment, change, at)
+    SELECT customer_id, 'lifecycle:' || lifecycle, 'entered', $1 FROM written
+    UNION ALL SELECT customer_id, 'tier:' || value_tier, 'entered', $1 FROM written
+    RETURNING 1)
+SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM entered)"#,
+        rfm = segments_sql::rfm(Dialect::Postgres, "x"),
+        ranking = segments_sql::ranking(plan, Dialect::Postgres),
+    )
+}
+
 /// One lane of a first full run's phase B: batches taken from `batches`
 /// until none is left, each written from `segment_fill` by `sql` (see
-/// [`segments_sql::fill`]) in one statement. Returns the rows written and
+/// [`fill_sql`]) in one statement. Returns the rows written and
 /// the transitions recorded.
 async fn fill_lane(
     conn: &mut Conn,

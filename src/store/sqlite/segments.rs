@@ -296,10 +296,7 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
         ),
     };
     format!(
-        r#"INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day, order_count,
-    total_spent_fen, avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen,
-    first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart,
-    next_change_day, computed_day, computed_at)
+        r#"INSERT INTO customer_attributes ({columns})
 SELECT id, store_key, joined_at, joined_day, n, spent,
     CASE WHEN n > 0 THEN CAST(ROUND(CAST(spent AS REAL) / n) AS INTEGER) END,
     n90, s90, s365, first_at, last_at, first_day, last_day,
@@ -347,6 +344,7 @@ WHERE customer_attributes.store_key IS NOT excluded.store_key
     OR customer_attributes.last_order_day IS NOT excluded.last_order_day
     OR customer_attributes.favorite_daypart IS NOT excluded.favorite_daypart
     OR customer_attributes.next_change_day IS NOT excluded.next_change_day"#,
+        columns = segments_sql::FIGURE_COLUMNS,
         morning = d.morning,
         noon = d.noon,
         afternoon = d.afternoon,
