@@ -948,6 +948,142 @@ async fn postgres_runs_at_the_same_time_take_turns() {
     db.cleanup().await;
 }
 
+/// Wait until `n` of the test database's lock requests are waiting, or
+/// `run` has finished (it was not held up).
+async fn until_waiting(pool: &sqlx::PgPool, n: i64, run: &tokio::task::JoinHandle<()>) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting >= n || run.is_finished() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("nothing came to wait for a lock");
+}
+
+/// A customer already marked for the segments job, marked again by a writer
+/// whose transaction is still open while a segments batch unmarks them:
+/// either the batch sees the writer's orders or the mark stays, for each way
+/// orders are written (a new order, a re-imported one, an UPDATE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_customer_marked_during_a_run_is_not_lost() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let sh = ten_buyers(&db.store).await;
+    run(&db.store, NOW, RecomputeMode::Full).await;
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    // Writers of orders pause when they commit, all their statements done,
+    // for as long as the test holds advisory lock 7.
+    sqlx::raw_sql(
+        "CREATE FUNCTION pause_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_lock_shared(7); PERFORM pg_advisory_unlock_shared(7); RETURN NULL; END $$;",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    // How the writer writes, what it adds to C03's spend (fen), and the run
+    // it meets.
+    let writes = [
+        ("a new order", 100_000, RecomputeMode::Incremental),
+        (
+            "a new order in a batch with a stored one",
+            200_000,
+            RecomputeMode::Incremental,
+        ),
+        ("an UPDATE", 300_000, RecomputeMode::Incremental),
+        ("an UPDATE during a full run", 100_000, RecomputeMode::Full),
+    ];
+    let mut expected = 3_000; // C03: three orders of ¥10
+    for (round, (how, adds, mode)) in writes.into_iter().enumerate() {
+        // C03 is marked, and committed, before the writer comes.
+        let marking = order(
+            &format!("O03-m{round}"),
+            "C03",
+            &sh,
+            "2026-11-22T09:00:00+08:00",
+            "0",
+        );
+        db.store.upsert_orders(&[marking], t(NOW)).await.unwrap();
+        let mut holder = admin.acquire().await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock(7)")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE CONSTRAINT TRIGGER pause_at_commit AFTER INSERT OR UPDATE ON orders
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pause_marks()",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+        let (store, write_sh, pool) = (db.store.clone(), sh.clone(), admin.clone());
+        let writer = tokio::spawn(async move {
+            let at = "2026-11-22T10:00:00+08:00";
+            match round {
+                // Copied in, then marked.
+                0 => store
+                    .upsert_orders(&[order("O03-w", "C03", &write_sh, at, "1000")], t(NOW))
+                    .await
+                    .map(drop),
+                // The copy meets O03-m0: the upsert inserts O03-x and marks.
+                1 => {
+                    let batch = [
+                        order("O03-m0", "C03", &write_sh, "2026-11-22T09:00:00+08:00", "0"),
+                        order("O03-x", "C03", &write_sh, at, "2000"),
+                    ];
+                    store.upsert_orders(&batch, t(NOW)).await.map(drop)
+                }
+                // Marked by the UPDATE trigger: ¥1000 becomes ¥4000, then ¥5000.
+                _ => {
+                    sqlx::query(
+                        "UPDATE orders SET amount_fen = amount_fen + $1 WHERE id = 'O03-w'",
+                    )
+                    .bind(adds)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                    Ok(())
+                }
+            }
+            .unwrap();
+        });
+        until_waiting(&admin, 1, &writer).await;
+        assert!(!writer.is_finished(), "{how}: the writer did not pause");
+        let store = db.store.clone();
+        let segments = tokio::spawn(async move {
+            run(&store, NOW, mode).await;
+        });
+        until_waiting(&admin, 2, &segments).await;
+        sqlx::query("SELECT pg_advisory_unlock(7)")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        drop(holder);
+        writer.await.unwrap();
+        segments.await.unwrap();
+        sqlx::raw_sql("DROP TRIGGER pause_at_commit ON orders")
+            .execute(&admin)
+            .await
+            .unwrap();
+        expected += adds;
+        run(&db.store, NOW, RecomputeMode::Incremental).await;
+        assert_eq!(
+            attrs(&db.store, "C03", NOW).await.total_spent_fen,
+            expected,
+            "{how}: the customer's change was recomputed"
+        );
+    }
+    drop(admin);
+    db.cleanup().await;
+}
+
 store_contract!(
     custom_segments_track_entries_and_exits,
     a_broken_segments_file_changes_nothing,

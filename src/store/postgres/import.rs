@@ -257,13 +257,24 @@ impl PgStore {
     }
 }
 
+/// How a mark meets a customer marked already: it locks the mark until the
+/// writer commits, without writing it. A segments batch unmarking that
+/// customer then waits, and reads the orders this writer adds (see
+/// `clear_marks` in store/postgres/segments.rs); `DO NOTHING` takes no lock.
+macro_rules! on_marked {
+    () => {
+        " ON CONFLICT (customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id WHERE false"
+    };
+}
+
 /// Mark `customers` (distinct) for the segments job. They may be marked
-/// already, or being unmarked by a segments batch: `ON CONFLICT` then waits
-/// for that batch and marks them again once it is done.
+/// already (see [`on_marked`]), or being unmarked by a segments batch: the
+/// insert then waits for that batch and marks them again once it is done.
 async fn mark_dirty(conn: &mut PgConnection, customers: &[&str]) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO segment_dirty (customer_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO segment_dirty (customer_id) SELECT unnest($1::text[])",
+        on_marked!()
+    ))
     .bind(customers)
     .execute(&mut *conn)
     .await?;
@@ -279,7 +290,7 @@ async fn upsert_customers(
 ) -> Result<UpsertCounts, StoreError> {
     sqlx::query(STAGE_CUSTOMERS).execute(&mut *conn).await?;
     copy_in(conn, "stage_customers", CUSTOMER_COLUMNS, payload).await?;
-    let row = sqlx::query(
+    let row = sqlx::query(concat!(
         r#"WITH up AS (
              INSERT INTO customers (id, name, phone, email, wechat_openid, birth_month,
                  birth_day, birth_year, store_code, tags, sms_opt_in, email_opt_in,
@@ -308,12 +319,13 @@ async fn upsert_customers(
            -- Updated customers are marked by the UPDATE trigger.
            marked AS (
              INSERT INTO segment_dirty (customer_id)
-             SELECT id FROM up WHERE inserted
-             ON CONFLICT DO NOTHING)
+             SELECT id FROM up WHERE inserted"#,
+        on_marked!(),
+        r#")
            SELECT count(*) FILTER (WHERE inserted) AS inserted,
                   count(*) FILTER (WHERE NOT inserted) AS updated
            FROM up"#,
-    )
+    ))
     .fetch_one(&mut *conn)
     .await?;
     upsert_counts(&row, rows)
@@ -340,7 +352,7 @@ async fn upsert_orders(
 ) -> Result<UpsertCounts, StoreError> {
     sqlx::query(STAGE_ORDERS).execute(&mut *conn).await?;
     copy_in(conn, "stage_orders", ORDER_COLUMNS, payload).await?;
-    let row = sqlx::query(
+    let row = sqlx::query(concat!(
         r#"WITH up AS (
              INSERT INTO orders (id, customer_id, store_code, amount_fen, ordered_at,
                  local_date, local_minute, coupon_code, created_at, updated_at)
@@ -362,8 +374,9 @@ async fn upsert_orders(
              RETURNING id, customer_id, coupon_code, (xmax = 0) AS inserted),
            marked AS (
              INSERT INTO segment_dirty (customer_id)
-             SELECT DISTINCT customer_id FROM up
-             ON CONFLICT DO NOTHING),
+             SELECT DISTINCT customer_id FROM up"#,
+        on_marked!(),
+        r#"),
            -- Every part of the statement sees the orders as they were, so
            -- this finds re-imported orders whose code changed and
            -- releases the coupon each had redeemed.
@@ -380,7 +393,7 @@ async fn upsert_orders(
            SELECT count(*) FILTER (WHERE inserted) AS inserted,
                   count(*) FILTER (WHERE NOT inserted) AS updated
            FROM up"#,
-    )
+    ))
     .fetch_one(&mut *conn)
     .await?;
     upsert_counts(&row, rows)

@@ -524,7 +524,6 @@ async fn figures_lane(
             (std::mem::replace(&mut cur.lo, hi.clone()), hi)
         };
         let mut tx = conn.begin().await?;
-        changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
         recomputed += clear_marks(
             &mut tx,
             "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2",
@@ -533,6 +532,7 @@ async fn figures_lane(
             &hi,
         )
         .await?;
+        changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
         tx.commit().await?;
     }
     Ok((recomputed, changed))
@@ -557,9 +557,14 @@ async fn in_range(
 }
 
 /// Clear the dirty marks of a batch's customers (`delete`) and count them
-/// (`count`); placeholders of both: lo, hi. Deleting first locks the rows:
-/// an import marking one of these customers again waits for the batch's
-/// commit and re-marks it afterwards.
+/// (`count`); placeholders of both: lo, hi. It comes first in the batch's
+/// transaction, before the orders are read: a writer that marks one of
+/// these customers either has committed and locked its mark (the delete
+/// waits for it, and the read that follows sees its orders), or marks it
+/// after the delete (its insert waits for the batch's commit and the mark
+/// stays for the next run). Marks therefore lock rows they find marked
+/// already (`ON CONFLICT … DO UPDATE … WHERE false`): `DO NOTHING` would
+/// not, and the batch could delete a mark whose orders it cannot see yet.
 async fn clear_marks(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     delete: &'static str,
@@ -618,6 +623,14 @@ async fn incremental_figures(
         let mut tx = conn.begin().await?;
         // A few thousand scattered customers.
         probe_by_key(&mut tx).await?;
+        recomputed += clear_marks(
+            &mut tx,
+            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
+            "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
+            &lo,
+            &hi,
+        )
+        .await?;
         sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
             .execute(&mut *tx)
             .await?;
@@ -627,14 +640,6 @@ async fn incremental_figures(
         for sql in segments_sql::histogram_apply() {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
-        recomputed += clear_marks(
-            &mut tx,
-            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
-            "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
-            &lo,
-            &hi,
-        )
-        .await?;
         tx.commit().await?;
         lo = hi;
     }
