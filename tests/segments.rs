@@ -918,20 +918,13 @@ async fn postgres_a_full_run_without_a_spare_connection_runs_on_one() {
 
 /// Two runs at once (the daemon's and a command's, from two processes) take
 /// turns: each change is recorded once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_runs_at_the_same_time_take_turns() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
+async fn runs_at_the_same_time_take_turns(db: &common::TestStore) {
     ten_buyers(&db.store).await;
-    let (a, b) = (
-        outreach::store::PgStore::open(&db.url, 4).await.unwrap(),
-        outreach::store::PgStore::open(&db.url, 4).await.unwrap(),
-    );
+    let (a, b) = (db.reopen().await, db.reopen().await);
     let dir = Path::new("/nonexistent-campaigns");
     let (first, second) = tokio::join!(
-        job::run(&a, dir, SHANGHAI, t(NOW), RecomputeMode::Full),
-        job::run(&b, dir, SHANGHAI, t(NOW), RecomputeMode::Full),
+        job::run(a.as_ref(), dir, SHANGHAI, t(NOW), RecomputeMode::Full),
+        job::run(b.as_ref(), dir, SHANGHAI, t(NOW), RecomputeMode::Full),
     );
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(
@@ -939,13 +932,43 @@ async fn postgres_runs_at_the_same_time_take_turns() {
         24,
         "each customer enters one stage and one tier, once: {first:?} {second:?}"
     );
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM segment_transitions")
-        .fetch_one(a.pool())
+    let history = profile(&db.store, "C01", NOW).await.transitions;
+    assert_eq!(history.len(), 2, "{history:?}");
+}
+
+/// A run finding the lease of another (a process that died, say) waits
+/// until it runs out or is released, then runs.
+async fn a_run_waits_for_the_lease_of_another(store: SharedStore) {
+    ten_buyers(&store).await;
+    let until = t(NOW) + Duration::seconds(3600);
+    let held = store.take_run_lease("segments", "elsewhere:1:dead", t(NOW), until);
+    assert_eq!(held.await.unwrap(), None);
+    let running = store.clone();
+    let run = tokio::spawn(async move { run(&running, NOW, RecomputeMode::Full).await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!run.is_finished(), "the run waits for the lease");
+    let sized: u64 = store
+        .segment_sizes()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.customers)
+        .sum();
+    assert_eq!(sized, 0, "nothing was computed while waiting");
+    store
+        .release_run_lease("segments", "elsewhere:1:dead")
         .await
         .unwrap();
-    assert_eq!(recorded, 24);
-    drop((a, b));
-    db.cleanup().await;
+    let report = run.await.unwrap();
+    assert_eq!(report.outcome.transitions, 24);
+    // The run gave its own lease back.
+    assert_eq!(
+        store
+            .take_run_lease("segments", "next", t(NOW), until)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Wait until `n` of the test database's lock requests are waiting, or
@@ -1096,7 +1119,9 @@ store_contract!(
     incremental_and_full_give_identical_results,
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
-    dayparts_count_visits_within_their_edges;
+    dayparts_count_visits_within_their_edges,
+    a_run_waits_for_the_lease_of_another;
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
+    runs_at_the_same_time_take_turns,
 );

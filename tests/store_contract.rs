@@ -372,7 +372,85 @@ async fn ping_answers(store: SharedStore) {
     store.ping().await.unwrap();
 }
 
+/// A run lease excludes other holders until it runs out; its holder may
+/// take it again, renew it and release it; another takes it over once it
+/// has run out or was released.
+async fn run_leases_exclude_until_they_run_out(store: SharedStore) {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+    let secs = chrono::Duration::seconds;
+    assert_eq!(
+        store
+            .take_run_lease("segments", "a", t0, t0 + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    let held = store
+        .take_run_lease("segments", "b", t0 + secs(30), t0 + secs(90))
+        .await
+        .unwrap()
+        .expect("a holds it");
+    assert_eq!((held.holder.as_str(), held.until), ("a", t0 + secs(60)));
+    // Other names are other leases.
+    assert_eq!(
+        store
+            .take_run_lease("other", "b", t0, t0 + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .renew_run_lease("segments", "a", t0 + secs(120))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_run_lease("segments", "b", t0 + secs(120))
+            .await
+            .unwrap()
+    );
+    // At its last instant the lease still holds; just after, it has run out.
+    let held = store
+        .take_run_lease("segments", "b", t0 + secs(120), t0 + secs(180))
+        .await
+        .unwrap();
+    assert_eq!(held.map(|l| l.holder), Some("a".to_owned()));
+    assert_eq!(
+        store
+            .take_run_lease("segments", "b", t0 + secs(121), t0 + secs(180))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .renew_run_lease("segments", "a", t0 + secs(200))
+            .await
+            .unwrap()
+    );
+    // Releasing someone else's lease does nothing; one's own frees it.
+    store.release_run_lease("segments", "a").await.unwrap();
+    assert!(
+        store
+            .take_run_lease("segments", "c", t0, t0 + secs(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.release_run_lease("segments", "b").await.unwrap();
+    assert_eq!(
+        store
+            .take_run_lease("segments", "c", t0, t0 + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 store_contract!(
+    run_leases_exclude_until_they_run_out,
     stores_round_trip_and_update,
     customers_round_trip_every_field,
     upserting_again_changes_nothing_and_updates_what_changed,

@@ -171,7 +171,7 @@ impl Scheduler {
             settings,
             segments,
             housekeeping,
-            worker: worker_id(),
+            worker: crate::store::ticks::worker_id(),
             status,
         })
     }
@@ -530,15 +530,4 @@ impl Scheduler {
 /// The next tick of any job after `now` (for the log and the ops page).
 pub fn next_tick(timing: &Timing, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     timing.next_after(now)
-}
-
-/// `host:pid:random`, unique per process.
-fn worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &tag[..8])
 }

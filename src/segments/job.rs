@@ -2,7 +2,7 @@
 //! set-based work, remember what was done for the next incremental run.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -12,6 +12,7 @@ use super::attributes::SegmentRunReport;
 use super::file::SegmentsFile;
 use super::plan::{RecomputeMode, STATE_KEY, SegmentPlan, SegmentState};
 use crate::expr::CheckContext;
+use crate::store::ticks::worker_id;
 use crate::store::{Store, StoreError};
 use crate::yaml_file::FileError;
 
@@ -24,6 +25,13 @@ pub enum JobError {
         path: String,
         errors: Vec<FileError>,
     },
+    /// The run's lease ran out before it could renew it (the database
+    /// was unreachable for longer than the lease lasts): it stopped, since
+    /// another run may have started. What it committed stands.
+    #[error(
+        "the segments run stopped: its lease ran out (not renewed within {LEASE_SECONDS} s) and another run may have taken over; an interrupted full run is followed by a full one"
+    )]
+    LeaseLost,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,7 +95,21 @@ pub async fn plan(
     Ok(plan)
 }
 
-/// Run the segments job once at `now`.
+/// The run lease the segments job holds for its whole run: two runs at
+/// once (the daemon's and a command's, from two processes, say) would rank
+/// the same customers from the same old values and record each change
+/// twice. The second waits for the first.
+const RUN_LEASE: &str = "segments";
+
+/// How long a run's lease lasts unless renewed (every third of it): a
+/// process that dies holds up the next run this long at most.
+const LEASE_SECONDS: i64 = 60;
+
+/// How often a run waiting for the lease tries again.
+const LEASE_POLL: StdDuration = StdDuration::from_millis(250);
+
+/// Run the segments job once at `now`, under the job's run lease (waiting
+/// for a run that holds it to finish).
 pub async fn run(
     store: &dyn Store,
     campaigns_dir: &Path,
@@ -98,46 +120,118 @@ pub async fn run(
     let span = tracing::info_span!("job", job = "segments", mode = %requested, now = %now);
     async move {
         let started = Instant::now();
-        let file = load_file(store, campaigns_dir).await?;
-        let plan = plan(store, &file, default_tz, now, requested).await?;
-        if let Some(reason) = &plan.full_reason {
-            tracing::info!(reason = %reason, "running a full recompute instead of an incremental one");
-        }
-        if plan.mode == RecomputeMode::Full {
-            // A full run rebuilds what incremental runs build on (the
-            // figures' histogram among them): until it has finished, the
-            // next run must be a full one too.
-            store
-                .set_meta(FULL_RUN_STARTED_KEY, &now.to_rfc3339())
-                .await?;
-        }
-        let outcome = store.recompute_segments(&plan).await?;
-        let state = plan.finished_state(now);
-        store
-            .set_meta(
-                STATE_KEY,
-                &serde_json::to_string(&state).unwrap_or_else(|_| "{}".into()),
-            )
-            .await?;
-        if plan.mode == RecomputeMode::Full {
-            store.set_meta(FULL_RUN_STARTED_KEY, "").await?;
-        }
-        let report = SegmentRunReport {
-            mode: plan.mode,
-            full_reason: plan.full_reason.clone(),
-            outcome,
-            seconds: started.elapsed().as_secs_f64(),
+        // The lease's time moves on from `now` as the run goes.
+        let at = || now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        let holder = worker_id();
+        take_lease(store, &holder, &at).await?;
+        let done = tokio::select! {
+            lost = keep_lease(store, &holder, &at) => Err(lost),
+            done = run_leased(store, campaigns_dir, default_tz, now, requested) => done,
         };
-        tracing::info!(
-            mode = %report.mode,
-            recomputed = report.outcome.recomputed,
-            changed = report.outcome.changed,
-            transitions = report.outcome.transitions,
-            seconds = format!("{:.2}", report.seconds),
-            "segments recomputed"
-        );
-        Ok(report)
+        if let Err(e) = store.release_run_lease(RUN_LEASE, &holder).await {
+            tracing::warn!(error = %e, "cannot release the segments run's lease; it runs out in {LEASE_SECONDS} s");
+        }
+        done
     }
     .instrument(span)
     .await
+}
+
+/// Take the run lease, waiting while another run holds it.
+async fn take_lease(
+    store: &dyn Store,
+    holder: &str,
+    at: &impl Fn() -> DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut waited = false;
+    loop {
+        let now = at();
+        let Some(other) = store
+            .take_run_lease(
+                RUN_LEASE,
+                holder,
+                now,
+                now + chrono::Duration::seconds(LEASE_SECONDS),
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        if !waited {
+            tracing::info!(
+                holder = %other.holder,
+                until = %other.until,
+                "another segments run is under way; waiting for it to finish"
+            );
+            waited = true;
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// Renew the run lease every third of its length; returns only when it was
+/// lost.
+async fn keep_lease(store: &dyn Store, holder: &str, at: &impl Fn() -> DateTime<Utc>) -> JobError {
+    let every = StdDuration::from_secs(LEASE_SECONDS.unsigned_abs() / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        let until = at() + chrono::Duration::seconds(LEASE_SECONDS);
+        match store.renew_run_lease(RUN_LEASE, holder, until).await {
+            Ok(true) => {}
+            Ok(false) => return JobError::LeaseLost,
+            // The next renewal may get through before the lease runs out.
+            Err(e) => tracing::warn!(error = %e, "cannot renew the segments run's lease"),
+        }
+    }
+}
+
+/// The run itself, its lease held.
+async fn run_leased(
+    store: &dyn Store,
+    campaigns_dir: &Path,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+    requested: RecomputeMode,
+) -> Result<SegmentRunReport, JobError> {
+    // The report's seconds leave out any wait for the lease.
+    let started = Instant::now();
+    let file = load_file(store, campaigns_dir).await?;
+    let plan = plan(store, &file, default_tz, now, requested).await?;
+    if let Some(reason) = &plan.full_reason {
+        tracing::info!(reason = %reason, "running a full recompute instead of an incremental one");
+    }
+    if plan.mode == RecomputeMode::Full {
+        // A full run rebuilds what incremental runs build on (the
+        // figures' histogram among them): until it has finished, the
+        // next run must be a full one too.
+        store
+            .set_meta(FULL_RUN_STARTED_KEY, &now.to_rfc3339())
+            .await?;
+    }
+    let outcome = store.recompute_segments(&plan).await?;
+    let state = plan.finished_state(now);
+    store
+        .set_meta(
+            STATE_KEY,
+            &serde_json::to_string(&state).unwrap_or_else(|_| "{}".into()),
+        )
+        .await?;
+    if plan.mode == RecomputeMode::Full {
+        store.set_meta(FULL_RUN_STARTED_KEY, "").await?;
+    }
+    let report = SegmentRunReport {
+        mode: plan.mode,
+        full_reason: plan.full_reason.clone(),
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        mode = %report.mode,
+        recomputed = report.outcome.recomputed,
+        changed = report.outcome.changed,
+        transitions = report.outcome.transitions,
+        seconds = format!("{:.2}", report.seconds),
+        "segments recomputed"
+    );
+    Ok(report)
 }

@@ -404,6 +404,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         detail: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Take the run lease `name` for `holder` until `until`, unless another
+    /// holder's lease lasts past `now`: then that lease is returned and
+    /// nothing changes.
+    async fn take_run_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<ticks::RunLease>, StoreError>;
+
+    /// Extend a run lease `holder` holds; `false` when it no longer holds it.
+    async fn renew_run_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Give up a run lease `holder` holds (nothing if it does not).
+    async fn release_run_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
     /// The latest tick recorded for `job` (run, running or skipped).
     async fn last_tick(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 

@@ -94,3 +94,26 @@ pub const HOUSEKEEPING_CHUNK: i64 = 5_000;
 
 /// The detail written on a tick that was abandoned.
 pub const ABANDONED_DETAIL: &str = "abandoned: the process running it stopped, and a later tick of the job ran before another process took it over";
+
+/// A run lease as found: who holds it, until when. A job that must not run
+/// twice at once (the segments job) holds one for its whole run and renews
+/// it; a process that dies lets it run out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    pub name: String,
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+/// `host:pid:random`: who claims a tick or holds a run lease, new at each
+/// call (a process keeps the one it took for its ticks; each segments run
+/// takes its own).
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &tag[..8])
+}

@@ -31,6 +31,23 @@ impl TestStore {
     }
 }
 
+impl TestStore {
+    /// Another store on the same database, as a second process would open
+    /// it.
+    pub async fn reopen(&self) -> SharedStore {
+        match self.store.backend() {
+            outreach::store::Backend::Sqlite => Arc::new(
+                SqliteStore::open(&self.url, 4)
+                    .await
+                    .expect("reopen sqlite"),
+            ),
+            outreach::store::Backend::Postgres => {
+                Arc::new(PgStore::open(&self.url, 4).await.expect("reopen postgres"))
+            }
+        }
+    }
+}
+
 /// A fresh SQLite store in a temporary directory.
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("tempdir");

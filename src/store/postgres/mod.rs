@@ -12,7 +12,7 @@ mod segments;
 mod send_log;
 mod ticks;
 
-use crate::store::ticks::{HousekeepingReport, JobRun, Retention, TickClaim, TickFinish};
+use crate::store::ticks::{HousekeepingReport, JobRun, Retention, RunLease, TickClaim, TickFinish};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -426,6 +426,29 @@ impl Store for PgStore {
 
     async fn finish_tick(&self, finish: &TickFinish<'_>) -> Result<bool, StoreError> {
         self.tick_finish(finish).await
+    }
+
+    async fn take_run_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<RunLease>, StoreError> {
+        self.run_lease_take(name, holder, now, until).await
+    }
+
+    async fn renew_run_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.run_lease_renew(name, holder, until).await
+    }
+
+    async fn release_run_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.run_lease_release(name, holder).await
     }
 
     async fn skip_tick(

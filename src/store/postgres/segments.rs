@@ -27,12 +27,6 @@ type Conn = PoolConnection<Postgres>;
 /// How long a full run waits for its first extra connection.
 const EXTRA_LANE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The advisory lock a run of the segments job holds for its whole length
-/// (on its first connection, which is closed afterwards): two runs, from
-/// the daemon and a command, say, would otherwise rank the same customers
-/// from the same old values and record each change twice.
-const RUN_LOCK: i64 = 0x6f75_7472_7365_6773; // "outrsegs"
-
 impl PgStore {
     pub(super) async fn run_segments(
         &self,
@@ -40,10 +34,6 @@ impl PgStore {
     ) -> Result<SegmentOutcome, StoreError> {
         let mut conn = self.pool.acquire().await?;
         prepare_session(&mut conn, plan).await?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(RUN_LOCK)
-            .execute(&mut *conn)
-            .await?;
         // A first full run finds every customer new: each row is written
         // once, ranked, instead of twice (see `segment_fill`).
         let fill = plan.mode == RecomputeMode::Full

@@ -9,8 +9,8 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use crate::store::StoreError;
 use crate::store::ticks::{
-    ABANDONED_DETAIL, HOUSEKEEPING_CHUNK, HousekeepingReport, JobRun, Retention, TickClaim,
-    TickFinish,
+    ABANDONED_DETAIL, HOUSEKEEPING_CHUNK, HousekeepingReport, JobRun, Retention, RunLease,
+    TickClaim, TickFinish,
 };
 
 const COLUMNS: &str = "job, scheduled_for, claimed_by, started_at, finished_at, outcome, detail, attempt, lease_until";
@@ -217,4 +217,71 @@ fn job_run(r: &PgRow) -> Result<JobRun, StoreError> {
         attempt: i64::from(attempt),
         lease_until: r.try_get("lease_until")?,
     })
+}
+
+impl PgStore {
+    pub(super) async fn run_lease_take(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<RunLease>, StoreError> {
+        loop {
+            let taken = sqlx::query(
+                "INSERT INTO run_leases (name, holder, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE run_leases.until < $4 OR run_leases.holder = excluded.holder",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                return Ok(None);
+            }
+            // Released since: try again.
+            if let Some(row) = sqlx::query("SELECT holder, until FROM run_leases WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                return Ok(Some(RunLease {
+                    name: name.to_owned(),
+                    holder: row.try_get("holder")?,
+                    until: row.try_get("until")?,
+                }));
+            }
+        }
+    }
+
+    pub(super) async fn run_lease_renew(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE run_leases SET until = $1 WHERE name = $2 AND holder = $3")
+            .bind(until)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn run_lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM run_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

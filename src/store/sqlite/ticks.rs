@@ -9,8 +9,8 @@ use sqlx::sqlite::SqliteRow;
 use super::{SqliteStore, from_ms, ms};
 use crate::store::StoreError;
 use crate::store::ticks::{
-    ABANDONED_DETAIL, HOUSEKEEPING_CHUNK, HousekeepingReport, JobRun, Retention, TickClaim,
-    TickFinish,
+    ABANDONED_DETAIL, HOUSEKEEPING_CHUNK, HousekeepingReport, JobRun, Retention, RunLease,
+    TickClaim, TickFinish,
 };
 
 const COLUMNS: &str = "job, scheduled_for, claimed_by, started_at, finished_at, outcome, detail, attempt, lease_until";
@@ -217,4 +217,73 @@ fn job_run(r: &SqliteRow) -> Result<JobRun, StoreError> {
         attempt: r.try_get("attempt")?,
         lease_until: opt(r.try_get("lease_until")?)?,
     })
+}
+
+impl SqliteStore {
+    pub(super) async fn run_lease_take(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<RunLease>, StoreError> {
+        loop {
+            let taken = sqlx::query(
+                "INSERT INTO run_leases (name, holder, until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                 WHERE run_leases.until_ms < ?4 OR run_leases.holder = excluded.holder",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(ms(until))
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                return Ok(None);
+            }
+            // Released since: try again.
+            if let Some(row) =
+                sqlx::query("SELECT holder, until_ms FROM run_leases WHERE name = ?1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+            {
+                return Ok(Some(RunLease {
+                    name: name.to_owned(),
+                    holder: row.try_get("holder")?,
+                    until: from_ms("run_leases", row.try_get("until_ms")?)?,
+                }));
+            }
+        }
+    }
+
+    pub(super) async fn run_lease_renew(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE run_leases SET until_ms = ?1 WHERE name = ?2 AND holder = ?3")
+                .bind(ms(until))
+                .bind(name)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn run_lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM run_leases WHERE name = ?1 AND holder = ?2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,0 +1,11 @@
+-- Leases of jobs that must not run twice at once (the segments job: two
+-- runs would rank the same customers from the same old values and record
+-- each change twice). A run holds the row of its job's name and renews it;
+-- a process that dies lets it run out (`until` past) and another run takes
+-- it over. The segments job held a session advisory lock before: it left
+-- SQLite unguarded, and did not show who held it.
+CREATE TABLE run_leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  TIMESTAMPTZ NOT NULL
+);
