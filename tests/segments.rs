@@ -971,6 +971,50 @@ async fn a_run_waits_for_the_lease_of_another(store: SharedStore) {
     );
 }
 
+/// The history's indexes, by name, on PostgreSQL.
+async fn transition_indexes(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'segment_transitions'
+         AND indexname <> 'segment_transitions_pkey' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A first run writes its history without the secondary indexes and builds
+/// them afterwards; a run after one that stopped during the fill builds
+/// them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_history_stays_indexed() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let both = [
+        "segment_transitions_by_customer",
+        "segment_transitions_by_segment",
+    ];
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    assert_eq!(transition_indexes(&pool).await, both);
+    ten_buyers(&db.store).await;
+    let first = run(&db.store, NOW, RecomputeMode::Full).await;
+    assert_eq!(first.outcome.transitions, 24);
+    assert_eq!(transition_indexes(&pool).await, both, "after the first run");
+    // As a run that stopped during its fill leaves them.
+    sqlx::raw_sql(
+        "DROP INDEX segment_transitions_by_customer; DROP INDEX segment_transitions_by_segment",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    run(&db.store, NOW, RecomputeMode::Incremental).await;
+    assert_eq!(transition_indexes(&pool).await, both, "after the next run");
+    let history = profile(&db.store, "C01", NOW).await.transitions;
+    assert_eq!(history.len(), 2, "{history:?}");
+    drop(pool);
+    db.cleanup().await;
+}
+
 /// Wait until `n` of the test database's lock requests are waiting, or
 /// `run` has finished (it was not held up).
 async fn until_waiting(pool: &sqlx::PgPool, n: i64, run: &tokio::task::JoinHandle<()>) {
