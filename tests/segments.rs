@@ -940,7 +940,8 @@ async fn runs_at_the_same_time_take_turns(db: &common::TestStore) {
 /// until it runs out or is released, then runs.
 async fn a_run_waits_for_the_lease_of_another(store: SharedStore) {
     ten_buyers(&store).await;
-    let until = t(NOW) + Duration::seconds(3600);
+    // As a live run renews it: a minute ahead.
+    let until = t(NOW) + Duration::seconds(60);
     let held = store.take_run_lease("segments", "elsewhere:1:dead", t(NOW), until);
     assert_eq!(held.await.unwrap(), None);
     let running = store.clone();
@@ -1013,6 +1014,27 @@ async fn postgres_the_history_stays_indexed() {
     assert_eq!(history.len(), 2, "{history:?}");
     drop(pool);
     db.cleanup().await;
+}
+
+/// A lease running out far beyond the run's clock was left by a run with
+/// `--now` in the future: the run takes it over instead of waiting days.
+async fn a_lease_from_a_clock_ahead_is_taken_over(store: SharedStore) {
+    ten_buyers(&store).await;
+    let ahead = t(NOW) + Duration::days(3);
+    let held = store.take_run_lease(
+        "segments",
+        "ahead:1:dead",
+        ahead,
+        ahead + Duration::seconds(60),
+    );
+    assert_eq!(held.await.unwrap(), None);
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        run(&store, NOW, RecomputeMode::Full),
+    )
+    .await
+    .expect("the run does not wait for a lease from days ahead");
+    assert_eq!(report.outcome.transitions, 24);
 }
 
 /// Wait until `n` of the test database's lock requests are waiting, or
@@ -1164,7 +1186,8 @@ store_contract!(
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
     dayparts_count_visits_within_their_edges,
-    a_run_waits_for_the_lease_of_another;
+    a_run_waits_for_the_lease_of_another,
+    a_lease_from_a_clock_ahead_is_taken_over;
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
     runs_at_the_same_time_take_turns,

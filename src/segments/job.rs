@@ -146,17 +146,25 @@ async fn take_lease(
     let mut waited = false;
     loop {
         let now = at();
+        let lease = chrono::Duration::seconds(LEASE_SECONDS);
         let Some(other) = store
-            .take_run_lease(
-                RUN_LEASE,
-                holder,
-                now,
-                now + chrono::Duration::seconds(LEASE_SECONDS),
-            )
+            .take_run_lease(RUN_LEASE, holder, now, now + lease)
             .await?
         else {
             return Ok(());
         };
+        if other.until > now + lease * 2 {
+            // No run on this clock renews that far ahead: the lease was
+            // left by a run travelling in time (`--now` in the future)
+            // that did not finish. Waiting for it could take days.
+            tracing::warn!(
+                holder = %other.holder,
+                until = %other.until,
+                "taking over a segments lease that runs out far beyond this run's clock"
+            );
+            store.release_run_lease(RUN_LEASE, &other.holder).await?;
+            continue;
+        }
         if !waited {
             tracing::info!(
                 holder = %other.holder,
