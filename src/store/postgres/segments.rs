@@ -77,8 +77,11 @@ impl PgStore {
         outcome.recomputed = recomputed;
         outcome.changed = changed;
         let started = std::time::Instant::now();
-        let (changed, transitions) = phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
-        drop(lanes);
+        let (changed, transitions, unindexed) =
+            phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
+        if !unindexed {
+            lanes.clear();
+        }
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             changed,
@@ -101,6 +104,12 @@ impl PgStore {
         let started = std::time::Instant::now();
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
+        if unindexed {
+            // The custom segments' entries went in unindexed too.
+            let started = std::time::Instant::now();
+            restore_transition_indexes(&mut conn, &mut lanes).await?;
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "history indexed");
+        }
         Ok(outcome)
     }
 
@@ -550,10 +559,10 @@ async fn in_range(
 
 /// Clear the dirty marks of a batch's customers (`delete`) and count them
 /// (`count`); placeholders of both: lo, hi. It comes first in the batch's
-/// transaction, before the orders are read: a writer that marks one of
-/// these customers either has committed and locked its mark (the delete
-/// waits for it, and the read that follows sees its orders), or marks it
-/// after the delete (its insert waits for the batch's commit and the mark
+/// transaction, before the orders are read. A writer marking one of these
+/// customers either holds its mark before the delete (the delete waits for
+/// the writer's commit, and the read that follows sees its orders), or
+/// marks after it (its insert waits for the batch's commit, and the mark
 /// stays for the next run). Marks therefore lock rows they find marked
 /// already (`ON CONFLICT … DO UPDATE … WHERE false`): `DO NOTHING` would
 /// not, and the batch could delete a mark whose orders it cannot see yet.
@@ -661,14 +670,16 @@ async fn histogram_rows(
 /// full run splits the customers into one contiguous slice per lane along
 /// phase A's batch `bounds`; an incremental run ranks its candidates on
 /// `conn`. A first full run (`fill`) instead writes each customer's row from
-/// `segment_fill`, ranked, in phase A's batches over all lanes.
+/// `segment_fill`, ranked, in phase A's batches over all lanes. Returns the
+/// rows changed, the transitions recorded, and whether the history's
+/// indexes were dropped for a fill (the run builds them at its end).
 async fn phase_b(
     conn: &mut Conn,
     lanes: &mut [Conn],
     plan: &SegmentPlan,
     bounds: &[String],
     fill: bool,
-) -> Result<(u64, u64), StoreError> {
+) -> Result<(u64, u64, bool), StoreError> {
     let thresholds = read_thresholds(conn, plan).await?;
     for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
         for sql in [
@@ -680,13 +691,14 @@ async fn phase_b(
         }
         write_thresholds(c, &thresholds).await?;
     }
-    let done = match plan.mode {
+    let (done, unindexed) = match plan.mode {
         RecomputeMode::Full if fill => {
-            // Into a history without rows, the fill's transitions go
-            // without the two secondary indexes, built afterwards from all
-            // of them: a tenth of the time of adding 2,000,000 entries one
-            // by one at two lanes' right edges. Should the run stop before,
-            // the next one rebuilds them (`restore_transition_indexes`).
+            // Into a history without rows, the fill's transitions (and the
+            // custom segments' entries) go without the two secondary
+            // indexes, built once the run has written them (2.4 s summed
+            // over two lanes for 2,000,000 rows, where adding the entries
+            // one by one cost about 8 s). Should the run stop before, the
+            // next one builds them (`restore_transition_indexes`).
             let unindexed =
                 !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
                     .fetch_one(&mut **conn)
@@ -707,15 +719,12 @@ async fn phase_b(
             sqlx::query("TRUNCATE segment_fill")
                 .execute(&mut **conn)
                 .await?;
-            if unindexed {
-                restore_transition_indexes(conn, lanes).await?;
-            }
-            done
+            (done, unindexed)
         }
         RecomputeMode::Incremental => {
             let bases = store_bases(conn).await?;
             let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
-            vec![rank_lane(conn, plan, &scope, &params).await?]
+            (vec![rank_lane(conn, plan, &scope, &params).await?], false)
         }
         RecomputeMode::Full => {
             let slices = slices(bounds, 1 + lanes.len());
@@ -740,7 +749,7 @@ async fn phase_b(
                 .chain(lanes.iter_mut())
                 .zip(&scopes)
                 .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
-            futures::future::try_join_all(work).await?
+            (futures::future::try_join_all(work).await?, false)
         }
     };
     let mut tx = conn.begin().await?;
@@ -751,7 +760,8 @@ async fn phase_b(
     sqlx::query("DROP TABLE pg_temp.seg_thr")
         .execute(&mut **conn)
         .await?;
-    Ok(done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b)))
+    let (changed, transitions) = done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b));
+    Ok((changed, transitions, unindexed))
 }
 
 /// The secondary indexes of `segment_transitions` (migration
@@ -768,8 +778,8 @@ const TRANSITION_INDEXES: [(&str, &str); 2] = [
 ];
 
 /// Build the indexes of [`TRANSITION_INDEXES`] that are missing, one per
-/// lane at once: after a first run's fill, or at the start of a run after
-/// one that stopped during its fill.
+/// lane at once: at the end of a first run, or at the start of a run after
+/// one that stopped before its end.
 async fn restore_transition_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), StoreError> {
     let mut missing = Vec::new();
     for (name, create) in TRANSITION_INDEXES {
