@@ -391,6 +391,14 @@ async fn run_leases_exclude_until_they_run_out(store: SharedStore) {
         .unwrap()
         .expect("a holds it");
     assert_eq!((held.holder.as_str(), held.until), ("a", t0 + secs(60)));
+    // Its holder takes it again (here to its old length).
+    assert_eq!(
+        store
+            .take_run_lease("segments", "a", t0 + secs(30), t0 + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
     // Other names are other leases.
     assert_eq!(
         store

@@ -100,7 +100,6 @@ pub const ABANDONED_DETAIL: &str = "abandoned: the process running it stopped, a
 /// it; a process that dies lets it run out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunLease {
-    pub name: String,
     pub holder: String,
     pub until: DateTime<Utc>,
 }

@@ -63,8 +63,24 @@ impl PgStore {
                 lanes.push(extra);
             }
         }
-        // A run that stopped during its fill left them out.
-        restore_transition_indexes(&mut conn, &mut lanes).await?;
+        // Into a history without rows, a first run's entries (stages, tiers
+        // and custom segments) go without the two secondary indexes, built
+        // at the end of the run (2.4 s summed over two lanes for 2,000,000
+        // rows, where adding the entries one by one cost about 8 s). Any
+        // other run first builds those a run that stopped left out.
+        let unindexed = fill
+            && !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
+                .fetch_one(&mut *conn)
+                .await?;
+        if unindexed {
+            for (name, _) in TRANSITION_INDEXES {
+                sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        } else {
+            restore_transition_indexes(&mut conn, &mut lanes).await?;
+        }
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
         let (recomputed, changed, bounds) = phase_a(&mut conn, &mut lanes, plan, fill).await?;
@@ -77,8 +93,8 @@ impl PgStore {
         outcome.recomputed = recomputed;
         outcome.changed = changed;
         let started = std::time::Instant::now();
-        let (changed, transitions, unindexed) =
-            phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
+        let (changed, transitions) = phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
+        // The lanes stay for the indexes' build at the end.
         if !unindexed {
             lanes.clear();
         }
@@ -105,7 +121,6 @@ impl PgStore {
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
         if unindexed {
-            // The custom segments' entries went in unindexed too.
             let started = std::time::Instant::now();
             restore_transition_indexes(&mut conn, &mut lanes).await?;
             tracing::debug!(seconds = started.elapsed().as_secs_f64(), "history indexed");
@@ -670,16 +685,14 @@ async fn histogram_rows(
 /// full run splits the customers into one contiguous slice per lane along
 /// phase A's batch `bounds`; an incremental run ranks its candidates on
 /// `conn`. A first full run (`fill`) instead writes each customer's row from
-/// `segment_fill`, ranked, in phase A's batches over all lanes. Returns the
-/// rows changed, the transitions recorded, and whether the history's
-/// indexes were dropped for a fill (the run builds them at its end).
+/// `segment_fill`, ranked, in phase A's batches over all lanes.
 async fn phase_b(
     conn: &mut Conn,
     lanes: &mut [Conn],
     plan: &SegmentPlan,
     bounds: &[String],
     fill: bool,
-) -> Result<(u64, u64, bool), StoreError> {
+) -> Result<(u64, u64), StoreError> {
     let thresholds = read_thresholds(conn, plan).await?;
     for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
         for sql in [
@@ -691,25 +704,8 @@ async fn phase_b(
         }
         write_thresholds(c, &thresholds).await?;
     }
-    let (done, unindexed) = match plan.mode {
+    let done = match plan.mode {
         RecomputeMode::Full if fill => {
-            // Into a history without rows, the fill's transitions (and the
-            // custom segments' entries) go without the two secondary
-            // indexes, built once the run has written them (2.4 s summed
-            // over two lanes for 2,000,000 rows, where adding the entries
-            // one by one cost about 8 s). Should the run stop before, the
-            // next one builds them (`restore_transition_indexes`).
-            let unindexed =
-                !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
-                    .fetch_one(&mut **conn)
-                    .await?;
-            if unindexed {
-                for (name, _) in TRANSITION_INDEXES {
-                    sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
-                        .execute(&mut **conn)
-                        .await?;
-                }
-            }
             let sql = fill_sql(plan);
             let batches = Mutex::new(batches(bounds));
             let work = std::iter::once(&mut *conn)
@@ -719,12 +715,12 @@ async fn phase_b(
             sqlx::query("TRUNCATE segment_fill")
                 .execute(&mut **conn)
                 .await?;
-            (done, unindexed)
+            done
         }
         RecomputeMode::Incremental => {
             let bases = store_bases(conn).await?;
             let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
-            (vec![rank_lane(conn, plan, &scope, &params).await?], false)
+            vec![rank_lane(conn, plan, &scope, &params).await?]
         }
         RecomputeMode::Full => {
             let slices = slices(bounds, 1 + lanes.len());
@@ -749,7 +745,7 @@ async fn phase_b(
                 .chain(lanes.iter_mut())
                 .zip(&scopes)
                 .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
-            (futures::future::try_join_all(work).await?, false)
+            futures::future::try_join_all(work).await?
         }
     };
     let mut tx = conn.begin().await?;
@@ -760,8 +756,7 @@ async fn phase_b(
     sqlx::query("DROP TABLE pg_temp.seg_thr")
         .execute(&mut **conn)
         .await?;
-    let (changed, transitions) = done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b));
-    Ok((changed, transitions, unindexed))
+    Ok(done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b)))
 }
 
 /// The secondary indexes of `segment_transitions` (migration
@@ -781,16 +776,18 @@ const TRANSITION_INDEXES: [(&str, &str); 2] = [
 /// lane at once: at the end of a first run, or at the start of a run after
 /// one that stopped before its end.
 async fn restore_transition_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), StoreError> {
-    let mut missing = Vec::new();
-    for (name, create) in TRANSITION_INDEXES {
-        let absent: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NULL")
-            .bind(name)
-            .fetch_one(&mut **conn)
-            .await?;
-        if absent {
-            missing.push(create);
-        }
-    }
+    let names: Vec<&str> = TRANSITION_INDEXES.iter().map(|(name, _)| *name).collect();
+    let absent: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL",
+    )
+    .bind(&names)
+    .fetch_all(&mut **conn)
+    .await?;
+    let missing: Vec<&str> = TRANSITION_INDEXES
+        .iter()
+        .filter(|(name, _)| absent.iter().any(|a| a == name))
+        .map(|(_, create)| *create)
+        .collect();
     let mut conns: Vec<&mut Conn> = std::iter::once(conn).chain(lanes.iter_mut()).collect();
     for group in missing.chunks(conns.len()) {
         let work = group

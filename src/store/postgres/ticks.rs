@@ -249,7 +249,6 @@ impl PgStore {
                 .await?
             {
                 return Ok(Some(RunLease {
-                    name: name.to_owned(),
                     holder: row.try_get("holder")?,
                     until: row.try_get("until")?,
                 }));

@@ -250,7 +250,6 @@ impl SqliteStore {
                     .await?
             {
                 return Ok(Some(RunLease {
-                    name: name.to_owned(),
                     holder: row.try_get("holder")?,
                     until: from_ms("run_leases", row.try_get("until_ms")?)?,
                 }));
