@@ -22,6 +22,25 @@ fn ordered_join(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The conflict clause of the batch writes of many rows.
+///
+/// SQLite undoes a failed statement on its own, without the transaction,
+/// when the statement may stop half-way on a constraint (`ABORT`, the
+/// default): for that it copies every page the statement changes into a
+/// statement journal first, a temporary file. A batch of score changes
+/// touches a few thousand scattered pages, so that was a few thousand page
+/// writes more per batch. `OR FAIL` stops the statement with its error
+/// without undoing it: the batch's transaction is then rolled back whole
+/// (the error ends the batch before its commit), so nothing is kept of it
+/// either way. (An upsert's `DO UPDATE` aborts regardless, and keeps its
+/// journal.)
+fn or_fail(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "OR FAIL ",
+        Dialect::Postgres => "",
+    }
+}
+
 fn as_int(dialect: Dialect, cond: &str) -> String {
     match dialect {
         Dialect::Sqlite => format!("({cond})"),
@@ -592,7 +611,7 @@ pub fn transitions(dialect: Dialect) -> String {
         Dialect::Postgres => ("$1", "$2", "$3"),
     };
     format!(
-        r#"INSERT INTO segment_transitions (customer_id, segment, change, at)
+        r#"INSERT {or_fail}INTO segment_transitions (customer_id, segment, change, at)
 SELECT id, segment, change, at FROM (
     SELECT c.id, 'lifecycle:' || c.old_stage AS segment, 'left' AS change, c.old_stage <> '' AS keep, c.old_stage <> c.stage AS moved
       FROM seg_changes c
@@ -600,7 +619,8 @@ SELECT id, segment, change, at FROM (
     UNION ALL SELECT c.id, 'tier:' || c.old_tier, 'left', c.old_tier <> '', c.old_tier <> c.tier FROM seg_changes c
     UNION ALL SELECT c.id, 'tier:' || c.tier, 'entered', TRUE, c.old_tier <> c.tier FROM seg_changes c
 ) x CROSS JOIN (SELECT {now} AS at) n
-WHERE keep AND moved AND id > {lo} AND id <= {hi}"#
+WHERE keep AND moved AND id > {lo} AND id <= {hi}"#,
+        or_fail = or_fail(dialect),
     )
 }
 
@@ -611,12 +631,13 @@ pub fn apply_changes(dialect: Dialect) -> String {
         Dialect::Postgres => ("$1", "$2", "$3"),
     };
     format!(
-        r#"UPDATE customer_attributes
+        r#"UPDATE {or_fail}customer_attributes
 SET r_score = c.r, f_score = c.f, m_score = c.m, rfm = {rfm},
     lifecycle = c.stage, value_tier = c.tier, computed_at = {now}
 FROM seg_changes c
 WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#,
         rfm = rfm(dialect, "c"),
+        or_fail = or_fail(dialect),
     )
 }
 

@@ -2,6 +2,7 @@
 //! prepared multi-row upserts inside one transaction per batch.
 
 mod campaigns;
+mod checkpoints;
 mod coupons;
 mod figures;
 mod outbox;

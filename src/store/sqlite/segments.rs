@@ -10,6 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite};
 
+use super::checkpoints::{Checkpointer, RUN_AUTOCHECKPOINT_PAGES};
 use super::figures::OrderFigures;
 use super::{SqliteStore, from_ms, ms};
 use crate::domain::CustomerId;
@@ -49,6 +50,13 @@ impl SqliteStore {
         sqlx::query("PRAGMA temp_store = FILE")
             .execute(&mut *conn)
             .await?;
+        // Checkpoints are taken beside the run (see `checkpoints`).
+        sqlx::query(AssertSqlSafe(format!(
+            "PRAGMA wal_autocheckpoint = {RUN_AUTOCHECKPOINT_PAGES}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let checkpointer = Checkpointer::start(&self.pool).await?;
         load_calendar(&mut conn, &plan.days, &plan.birthdays).await?;
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
@@ -75,6 +83,14 @@ impl SqliteStore {
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
         sqlx::query("PRAGMA optimize").execute(&mut *conn).await?;
+        if let Some(stats) = checkpointer.stop().await {
+            tracing::debug!(
+                checkpoints = stats.checkpoints,
+                wal_pages = stats.wal_pages,
+                copied = stats.copied,
+                "background checkpoints"
+            );
+        }
         Ok(outcome)
     }
 
@@ -287,12 +303,15 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
         .map(|(i, name)| format!("f ->> {i} AS {name}"))
         .collect::<Vec<_>>()
         .join(", ");
-    // Incremental runs are driven by the (few) ids in seg_todo.
-    let (from, range) = match plan.mode {
-        RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?"),
+    // Incremental runs are driven by the (few) ids in seg_todo. Grouped by
+    // the driving table's key, in whose order the rows come: grouped by
+    // `c.id`, SQLite sorted every order of the batch first.
+    let (from, range, key) = match plan.mode {
+        RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?", "c.id"),
         RecomputeMode::Incremental => (
             "seg_todo x CROSS JOIN customers c ON c.id = x.id",
             "x.id > ? AND x.id <= ?",
+            "x.id",
         ),
     };
     format!(
@@ -318,7 +337,7 @@ FROM (SELECT id, store_key, joined_at, joined_day, today, {fields} FROM (
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
     LEFT JOIN orders o ON o.customer_id = c.id
     WHERE {range}
-    GROUP BY c.id
+    GROUP BY {key}
 )) WHERE true
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     joined_at = excluded.joined_at, joined_day = excluded.joined_day,
