@@ -300,7 +300,7 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
     let fields = OrderFigures::FIELDS
         .iter()
         .enumerate()
-        .map(|(i, name)| format!("f ->> {i} AS {name}"))
+        .map(|(i, name)| format!("seg_field(f, {i}) AS {name}"))
         .collect::<Vec<_>>()
         .join(", ");
     // Incremental runs are driven by the (few) ids in seg_todo. Grouped by
