@@ -5,6 +5,7 @@ mod campaigns;
 mod checkpoints;
 mod coupons;
 mod figures;
+mod histogram;
 mod outbox;
 mod segments;
 mod send_log;
@@ -77,13 +78,19 @@ impl SqliteStore {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     let mut handle = conn.lock_handle().await?;
+                    let db = handle.as_raw_handle().as_ptr();
                     // SAFETY: the locked handle is open, and sqlx's worker
                     // thread makes no call on it while it is locked.
-                    unsafe { figures::register(handle.as_raw_handle().as_ptr()) }.map_err(|rc| {
-                        sqlx::Error::Configuration(
-                            format!("registering seg_figures failed (SQLite code {rc})").into(),
-                        )
-                    })
+                    unsafe { figures::register(db).and_then(|()| histogram::register(db)) }.map_err(
+                        |rc| {
+                            sqlx::Error::Configuration(
+                                format!(
+                                    "registering the segment functions failed (SQLite code {rc})"
+                                )
+                                .into(),
+                            )
+                        },
+                    )
                 })
             })
             .connect_with(options)
