@@ -20,16 +20,18 @@
 //! has no order to come from: [`BLOB_LEN`] bytes, fifteen little-endian
 //! 64-bit integers and then a 16-bit little-endian mask of the NULL ones.
 
-use std::ffi::c_int;
+use std::ffi::{CStr, c_int};
 
 use libsqlite3_sys as ffi;
 
+use super::functions::{self, Callbacks};
+
 use crate::segments::rules::{RECENT_WINDOW_DAYS, TIER_WINDOW_DAYS};
 
-/// The SQL names, NUL-terminated for SQLite.
-const NAME: &[u8] = b"seg_figures\0";
-const FIELD_NAME: &[u8] = b"seg_field\0";
-const ARGS: c_int = 9;
+/// The SQL names.
+const NAME: &CStr = c"seg_figures";
+const FIELD_NAME: &CStr = c"seg_field";
+const ARGS: usize = 9;
 
 /// Bytes of the aggregate's result: the values, then the NULL mask.
 pub const BLOB_LEN: usize = OrderFigures::FIELDS.len() * 8 + 2;
@@ -224,42 +226,10 @@ pub fn field(blob: &[u8], i: i64) -> Result<Option<i64>, &'static str> {
 /// `db` must be an open connection that no other thread uses during the
 /// call (sqlx's `LockedSqliteHandle` guarantees both).
 pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
-    // SAFETY: the name is NUL-terminated and static; the callbacks are
-    // `extern "C"` functions that never unwind; there is no user data.
-    let rc = unsafe {
-        ffi::sqlite3_create_function_v2(
-            db,
-            NAME.as_ptr().cast(),
-            ARGS,
-            ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC | ffi::SQLITE_INNOCUOUS,
-            std::ptr::null_mut(),
-            None,
-            Some(step),
-            Some(finish),
-            None,
-        )
-    };
-    if rc != ffi::SQLITE_OK {
-        return Err(rc);
-    }
-    // SAFETY: as above, for a scalar function of two arguments.
-    let rc = unsafe {
-        ffi::sqlite3_create_function_v2(
-            db,
-            FIELD_NAME.as_ptr().cast(),
-            2,
-            ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC | ffi::SQLITE_INNOCUOUS,
-            std::ptr::null_mut(),
-            Some(field_func),
-            None,
-            None,
-            None,
-        )
-    };
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(rc)
+    // SAFETY: as the caller promises; the callbacks never unwind.
+    unsafe {
+        functions::register(db, NAME, ARGS as c_int, Callbacks::Aggregate(step, finish))?;
+        functions::register(db, FIELD_NAME, 2, Callbacks::Scalar(field_func))
     }
 }
 
@@ -285,16 +255,12 @@ unsafe extern "C" fn step(
     argc: c_int,
     argv: *mut *mut ffi::sqlite3_value,
 ) {
-    if argc != ARGS || argv.is_null() {
+    // SAFETY: these are this call's arguments.
+    let Some(args) = (unsafe { functions::arguments(argc, argv, ARGS) }) else {
         return;
-    }
-    // SAFETY: SQLite passes `argc` valid value pointers for this call.
-    let args = unsafe { std::slice::from_raw_parts(argv, ARGS as usize) };
-    // SAFETY: the values are valid for the duration of the call.
-    let int = |i: usize| unsafe {
-        (ffi::sqlite3_value_type(args[i]) != ffi::SQLITE_NULL)
-            .then(|| ffi::sqlite3_value_int64(args[i]))
     };
+    // SAFETY: the values are arguments of this call.
+    let int = |i: usize| unsafe { functions::int(args[i]) };
     // SAFETY: `ctx` is this call's context.
     let Some(acc) = (unsafe { state(ctx, STATE_SIZE) }) else {
         // SAFETY: as above.
@@ -352,22 +318,14 @@ unsafe extern "C" fn field_func(
     argc: c_int,
     argv: *mut *mut ffi::sqlite3_value,
 ) {
-    if argc != 2 || argv.is_null() {
+    // SAFETY: these are this call's arguments.
+    let Some(args) = (unsafe { functions::arguments(argc, argv, 2) }) else {
         return;
-    }
-    // SAFETY: SQLite passes `argc` valid value pointers for this call.
-    let args = unsafe { std::slice::from_raw_parts(argv, 2) };
-    // SAFETY: the values are valid for the duration of the call; the blob
-    // pointer is read before any other call on the value, and is valid
-    // for `sqlite3_value_bytes` bytes (NULL for an empty blob).
+    };
+    // SAFETY: the values are arguments of this call; the blob is read
+    // before the index.
     let outcome = unsafe {
-        let ptr = ffi::sqlite3_value_blob(args[0]).cast::<u8>();
-        let len = usize::try_from(ffi::sqlite3_value_bytes(args[0])).unwrap_or(0);
-        let blob = if ptr.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(ptr, len)
-        };
+        let blob = functions::bytes(args[0], false).unwrap_or_default();
         field(blob, ffi::sqlite3_value_int64(args[1]))
     };
     // SAFETY: `ctx` is this call's context; the messages are NUL-free

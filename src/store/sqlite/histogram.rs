@@ -17,13 +17,15 @@
 //! error: the columns are NOT NULL, so it means the statement is wrong.
 
 use std::collections::HashMap;
-use std::ffi::c_int;
+use std::ffi::{CStr, c_int};
 
 use libsqlite3_sys as ffi;
 
-/// The SQL name, NUL-terminated for SQLite.
-const NAME: &[u8] = b"seg_histogram\0";
-const ARGS: c_int = 5;
+use super::functions::{self, Callbacks};
+
+/// The SQL name.
+const NAME: &CStr = c"seg_histogram";
+const ARGS: usize = 5;
 
 /// One customer's values as the histogram counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,26 +96,8 @@ impl Histogram {
 /// `db` must be an open connection that no other thread uses during the
 /// call (sqlx's `LockedSqliteHandle` guarantees both).
 pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
-    // SAFETY: the name is NUL-terminated and static; the callbacks are
-    // `extern "C"` functions that never unwind; there is no user data.
-    let rc = unsafe {
-        ffi::sqlite3_create_function_v2(
-            db,
-            NAME.as_ptr().cast(),
-            ARGS,
-            ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC | ffi::SQLITE_INNOCUOUS,
-            std::ptr::null_mut(),
-            None,
-            Some(step),
-            Some(finish),
-            None,
-        )
-    };
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(rc)
-    }
+    // SAFETY: as the caller promises; the callbacks never unwind.
+    unsafe { functions::register(db, NAME, ARGS as c_int, Callbacks::Aggregate(step, finish)) }
 }
 
 /// The slot in SQLite's aggregate context that holds the group's
@@ -136,7 +120,7 @@ const SLOT_SIZE: c_int = std::mem::size_of::<*mut Histogram>() as c_int;
 
 /// # Safety
 /// `ctx` must be this call's context; the message NUL-terminated.
-unsafe fn fail(ctx: *mut ffi::sqlite3_context, message: &std::ffi::CStr) {
+unsafe fn fail(ctx: *mut ffi::sqlite3_context, message: &CStr) {
     // SAFETY: as the caller promises; -1 reads up to the NUL.
     unsafe { ffi::sqlite3_result_error(ctx, message.as_ptr(), -1) };
 }
@@ -146,31 +130,14 @@ unsafe extern "C" fn step(
     argc: c_int,
     argv: *mut *mut ffi::sqlite3_value,
 ) {
-    if argc != ARGS || argv.is_null() {
+    // SAFETY: these are this call's arguments.
+    let Some(args) = (unsafe { functions::arguments(argc, argv, ARGS) }) else {
         return;
-    }
-    // SAFETY: SQLite passes `argc` valid value pointers for this call.
-    let args = unsafe { std::slice::from_raw_parts(argv, ARGS as usize) };
-    // SAFETY: the values are valid for the duration of the call.
-    let int = |i: usize| unsafe {
-        (ffi::sqlite3_value_type(args[i]) != ffi::SQLITE_NULL)
-            .then(|| ffi::sqlite3_value_int64(args[i]))
     };
-    // SAFETY: as above; the text pointer is read before any other call on
-    // the value and is valid for `sqlite3_value_bytes` bytes.
-    let store_key = unsafe {
-        if ffi::sqlite3_value_type(args[0]) != ffi::SQLITE_TEXT {
-            None
-        } else {
-            let ptr = ffi::sqlite3_value_text(args[0]);
-            let len = usize::try_from(ffi::sqlite3_value_bytes(args[0])).unwrap_or(0);
-            Some(if ptr.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(ptr, len)
-            })
-        }
-    };
+    // SAFETY: the values are arguments of this call.
+    let int = |i: usize| unsafe { functions::int(args[i]) };
+    // SAFETY: as above; the key's bytes are not read again in another way.
+    let store_key = unsafe { functions::bytes(args[0], true) };
     let (Some(store_key), Some(order_count), Some(total_spent_fen), Some(spent_365d_fen)) =
         (store_key, int(2), int(3), int(4))
     else {

@@ -5,6 +5,7 @@ mod campaigns;
 mod checkpoints;
 mod coupons;
 mod figures;
+mod functions;
 mod histogram;
 mod outbox;
 mod segments;
