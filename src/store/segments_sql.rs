@@ -99,9 +99,11 @@ pub fn thresholds_insert(dialect: Dialect) -> String {
 /// after a full run's phase A, in one transaction.
 ///
 /// SQLite groups by sorting: four `GROUP BY`s over a million customers took
-/// 5.9 s, and upserting four counts per customer into a keyed table 3 s.
-/// Its aggregate `seg_histogram` (see `store::sqlite::histogram`) counts in
-/// one pass into a hash map.
+/// 5.9 s, and upserting four counts per customer into a keyed table
+/// ([`histogram_by_upsert`]) 3 s. Its aggregate `seg_histogram` (see
+/// `store::sqlite::histogram`) counts in one pass into a hash map; where it
+/// gives up (too many distinct values), it inserts no row, and the caller
+/// counts again with [`histogram_by_upsert`].
 pub fn histogram_rebuild(dialect: Dialect, source: &str) -> Vec<String> {
     let rebuild = "DELETE FROM segment_histogram".to_owned();
     match dialect {
@@ -122,6 +124,35 @@ FROM json_each((SELECT seg_histogram(store_key, last_order_day, order_count,
             ),
         ],
     }
+}
+
+/// SQLite: statements that fill the emptied `segment_histogram` from
+/// `source` by counting into a temporary keyed table, kept on disk with the
+/// run's other temporary tables, in one pass: slower than `seg_histogram`,
+/// but its memory does not grow with the number of distinct values.
+pub fn histogram_by_upsert(source: &str) -> Vec<String> {
+    vec![
+        "CREATE TEMP TABLE IF NOT EXISTS seg_hist_count (metric TEXT NOT NULL, \
+         store_key TEXT NOT NULL, value INTEGER NOT NULL, n INTEGER NOT NULL, \
+         PRIMARY KEY (metric, store_key, value)) WITHOUT ROWID"
+            .to_owned(),
+        "DELETE FROM seg_hist_count".to_owned(),
+        // `WHERE true` tells SQLite's parser the upsert from the join.
+        format!(
+            r#"INSERT INTO seg_hist_count (metric, store_key, value, n)
+SELECT metric, store_key, v, 1 FROM (
+    SELECT 'r' AS metric, store_key, last_order_day AS v FROM {source} WHERE last_order_day IS NOT NULL
+    UNION ALL SELECT 'f', store_key, order_count FROM {source} WHERE order_count > 0
+    UNION ALL SELECT 'm', store_key, total_spent_fen FROM {source} WHERE order_count > 0
+    UNION ALL SELECT 't', store_key, spent_365d_fen FROM {source}
+) WHERE true
+ON CONFLICT (metric, store_key, value) DO UPDATE SET n = n + 1"#
+        ),
+        "INSERT INTO segment_histogram (metric, store_key, value, n) \
+         SELECT metric, store_key, value, n FROM seg_hist_count"
+            .to_owned(),
+        "DELETE FROM seg_hist_count".to_owned(),
+    ]
 }
 
 /// `CREATE TEMP TABLE` for `seg_hist_rows`: the four histogram values of

@@ -11,6 +11,12 @@
 //! key and value, which the statement spreads into rows with `json_each`
 //! (see `segments_sql::histogram_rebuild`).
 //!
+//! The map holds one entry per distinct value of each store: a few tens of
+//! thousands on the demo shop, but spends exact to the fen can make one per
+//! customer. Past [`MAX_ENTRIES`] the aggregate gives up, frees its map and
+//! returns NULL, and the caller counts the slow way, in a table on disk, so
+//! memory stays bounded whatever the data.
+//!
 //! Arguments, per customer: `store_key, last_order_day, order_count,
 //! total_spent_fen, spent_365d_fen` (`last_order_day` NULL for a customer
 //! who never ordered). A NULL or non-text store key or a NULL count is an
@@ -36,17 +42,42 @@ pub struct Ranked {
     pub spent_365d_fen: i64,
 }
 
+/// Distinct (metric, store, value) entries the aggregate counts at most:
+/// about 20 MB at its peak (map, sorted copy and text).
+pub const MAX_ENTRIES: usize = 250_000;
+
 /// Counts per (metric, store key, value); store keys are numbered in the
 /// order they are met (a shop has a handful).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Histogram {
     stores: Vec<String>,
     counts: HashMap<(u8, u32, i64), i64>,
+    limit: usize,
+    gave_up: bool,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_limit(MAX_ENTRIES)
+    }
 }
 
 impl Histogram {
+    /// A histogram that gives up past `limit` distinct entries.
+    pub fn with_limit(limit: usize) -> Histogram {
+        Histogram {
+            stores: Vec::new(),
+            counts: HashMap::new(),
+            limit,
+            gave_up: false,
+        }
+    }
+
     /// Count one customer of store `store_key`.
     pub fn push(&mut self, store_key: &[u8], v: Ranked) {
+        if self.gave_up {
+            return;
+        }
         let store = match self.stores.iter().position(|s| s.as_bytes() == store_key) {
             Some(i) => i,
             None => {
@@ -67,10 +98,18 @@ impl Histogram {
             count(b'm', v.total_spent_fen);
         }
         count(b't', v.spent_365d_fen);
+        if self.counts.len() > self.limit {
+            self.gave_up = true;
+            self.counts = HashMap::new();
+        }
     }
 
-    /// The result: `[[metric, store_key, value, n], …]` in order.
-    pub fn to_json(&self) -> String {
+    /// The result: `[[metric, store_key, value, n], …]` in order; `None`
+    /// once past the limit.
+    pub fn to_json(&self) -> Option<String> {
+        if self.gave_up {
+            return None;
+        }
         let mut rows: Vec<(&str, &str, i64, i64)> = self
             .counts
             .iter()
@@ -86,7 +125,7 @@ impl Histogram {
             })
             .collect();
         rows.sort_unstable();
-        serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+        Some(serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned()))
     }
 }
 
@@ -179,7 +218,17 @@ unsafe extern "C" fn finish(ctx: *mut ffi::sqlite3_context) {
         // taken out of the slot here, once.
         unsafe { Box::from_raw(raw) }
     });
-    let json = boxed.map_or_else(|| "[]".to_owned(), |h| h.to_json());
+    let json = match boxed {
+        None => "[]".to_owned(),
+        Some(h) => match h.to_json() {
+            Some(json) => json,
+            None => {
+                // SAFETY: `ctx` is this call's context.
+                unsafe { ffi::sqlite3_result_null(ctx) };
+                return;
+            }
+        },
+    };
     let Ok(len) = c_int::try_from(json.len()) else {
         // SAFETY: `ctx` is this call's context.
         unsafe { ffi::sqlite3_result_error_toobig(ctx) };
@@ -214,7 +263,7 @@ mod tests {
         h.push(b"", ranked(None, 0, -300, -300));
         h.push(b"BJ-001", ranked(Some(20_700), 3, 4_500, 4_500));
         assert_eq!(
-            h.to_json(),
+            h.to_json().unwrap(),
             r#"[["f","BJ-001",3,1],["f","SH-001",1,1],["f","SH-001",3,1],["m","BJ-001",4500,1],["m","SH-001",900,1],["m","SH-001",4500,1],["r","BJ-001",20700,1],["r","SH-001",20780,2],["t","",-300,1],["t","BJ-001",4500,1],["t","SH-001",0,2],["t","SH-001",4500,1]]"#
         );
     }
@@ -223,7 +272,21 @@ mod tests {
     fn a_store_key_is_written_as_json_text() {
         let mut h = Histogram::default();
         h.push(br#"A"B\C"#, ranked(None, 0, 0, 7));
-        assert_eq!(h.to_json(), r#"[["t","A\"B\\C",7,1]]"#);
+        assert_eq!(h.to_json().unwrap(), r#"[["t","A\"B\\C",7,1]]"#);
+    }
+
+    #[test]
+    fn past_its_limit_the_histogram_gives_up_and_lets_go_of_its_counts() {
+        let mut h = Histogram::with_limit(5);
+        // f, m and t: three entries, then two more (same order count).
+        h.push(b"S", ranked(None, 1, 10, 10));
+        h.push(b"S", ranked(None, 1, 11, 11));
+        assert!(h.to_json().is_some());
+        h.push(b"S", ranked(None, 1, 12, 12));
+        assert!(h.to_json().is_none());
+        assert!(h.counts.is_empty());
+        h.push(b"S", ranked(None, 1, 10, 10));
+        assert!(h.to_json().is_none(), "it does not start again");
     }
 
     /// Through SQLite: the rows spread with json_each, an empty table, and

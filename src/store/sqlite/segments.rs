@@ -470,12 +470,53 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     }
     if !incremental {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        for sql in segments_sql::histogram_rebuild(Dialect::Sqlite, "customer_attributes") {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
-        }
+        rebuild_histogram(&mut tx, false).await?;
         tx.commit().await?;
     }
     Ok((recomputed, changed))
+}
+
+/// Rebuild `segment_histogram` from every customer's figures: by the
+/// `seg_histogram` aggregate, or, where it gives up or `by_upsert` asks,
+/// by counting into a table.
+async fn rebuild_histogram(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    by_upsert: bool,
+) -> Result<(), StoreError> {
+    const SOURCE: &str = "customer_attributes";
+    let [clear, count] =
+        <[String; 2]>::try_from(segments_sql::histogram_rebuild(Dialect::Sqlite, SOURCE)).map_err(
+            |_| StoreError::Corrupt {
+                table: "segment_histogram",
+                reason: "unexpected rebuild statements".to_owned(),
+            },
+        )?;
+    sqlx::query(AssertSqlSafe(clear)).execute(&mut **tx).await?;
+    let inserted = if by_upsert {
+        0
+    } else {
+        sqlx::query(AssertSqlSafe(count))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+    };
+    // Every customer counts in the 365-day spend: no row means no customer,
+    // or an aggregate that gave up.
+    let anyone: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customer_attributes)")
+        .fetch_one(&mut **tx)
+        .await?;
+    if inserted == 0 && anyone {
+        if !by_upsert {
+            tracing::debug!(
+                max_entries = super::histogram::MAX_ENTRIES,
+                "too many distinct values for seg_histogram; counting them in a table"
+            );
+        }
+        for sql in segments_sql::histogram_by_upsert(SOURCE) {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Record the histogram values of the batch's customers with sign `d`.
@@ -747,4 +788,83 @@ async fn apply_members(
     .execute(&mut **tx)
     .await?;
     Ok(transitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The aggregate and the table count the same histogram.
+    #[tokio::test]
+    async fn both_ways_of_counting_the_histogram_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let store = SqliteStore::open(&url, 1).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        // 300 customers in two stores and none: repeated and distinct
+        // values, some who never ordered, refunds below zero.
+        sqlx::query(
+            r#"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+               INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day,
+                   order_count, total_spent_fen, order_count_90d, spent_90d_fen, spent_365d_fen,
+                   last_order_day, computed_day, computed_at)
+               SELECT printf('C%04d', i), CASE i % 3 WHEN 0 THEN 'SH-001' WHEN 1 THEN 'BJ-001' ELSE '' END,
+                   0, 0, i % 7, (i % 7) * 1000 - (i % 5) * 300, 0, 0, (i % 11) * 250 - 500,
+                   CASE WHEN i % 7 = 0 THEN NULL ELSE 20000 + i % 40 END, 20780, 0
+               FROM n"#,
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let mut by_hand = Vec::new();
+        for by_upsert in [false, true] {
+            let mut tx = conn.begin().await.unwrap();
+            rebuild_histogram(&mut tx, by_upsert).await.unwrap();
+            tx.commit().await.unwrap();
+            by_hand.push(
+                sqlx::query_as::<_, (String, String, i64, i64)>(
+                    "SELECT metric, store_key, value, n FROM segment_histogram ORDER BY 1, 2, 3",
+                )
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap(),
+            );
+        }
+        assert!(by_hand[0].len() > 50, "{:?}", by_hand[0]);
+        let customers: i64 = by_hand[0]
+            .iter()
+            .filter(|(m, ..)| m == "t")
+            .map(|(.., n)| n)
+            .sum();
+        assert_eq!(customers, 300);
+        assert_eq!(by_hand[0], by_hand[1]);
+        // More distinct spends than the aggregate keeps: it gives up, and
+        // the table counts them.
+        sqlx::query(
+            r#"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 130000)
+               INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day,
+                   order_count, total_spent_fen, order_count_90d, spent_90d_fen, spent_365d_fen,
+                   last_order_day, computed_day, computed_at)
+               SELECT printf('D%06d', i), 'SH-001', 0, 0, 1 + i % 5, i * 7, 0, 0, i * 13,
+                   20000 + i % 400, 20780, 0
+               FROM n"#,
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        rebuild_histogram(&mut tx, false).await.unwrap();
+        tx.commit().await.unwrap();
+        let (rows, customers): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), sum(n) FILTER (WHERE metric = 't') FROM segment_histogram",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert!(
+            usize::try_from(rows).unwrap() > super::super::histogram::MAX_ENTRIES,
+            "{rows} rows"
+        );
+        assert_eq!(customers, 130_300);
+    }
 }
