@@ -94,36 +94,35 @@ pub fn thresholds_insert(dialect: Dialect) -> String {
     format!("INSERT INTO seg_thr VALUES ({})", marks.join(", "))
 }
 
-/// Statements that rebuild `segment_histogram` from every customer's
+/// Empties `segment_histogram` before a full run's rebuild (both dialects).
+pub const HISTOGRAM_CLEAR: &str = "DELETE FROM segment_histogram";
+
+/// PostgreSQL: fill the emptied `segment_histogram` from every customer's
 /// figures in `source` (`customer_attributes`, or a table with its columns)
-/// after a full run's phase A, in one transaction.
+/// after a full run's phase A, in one hashed pass (grouping sets).
+pub fn pg_histogram_fill(source: &str) -> String {
+    format!(
+        "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{}\n) h",
+        pg_histograms(source)
+    )
+}
+
+/// SQLite: fill the emptied `segment_histogram` from `source` with the
+/// aggregate `seg_histogram` (see `store::sqlite::histogram`), which counts
+/// in one pass into a hash map.
 ///
 /// SQLite groups by sorting: four `GROUP BY`s over a million customers took
 /// 5.9 s, and upserting four counts per customer into a keyed table
-/// ([`histogram_by_upsert`]) 3 s. Its aggregate `seg_histogram` (see
-/// `store::sqlite::histogram`) counts in one pass into a hash map; where it
-/// gives up (too many distinct values), it inserts no row, and the caller
-/// counts again with [`histogram_by_upsert`].
-pub fn histogram_rebuild(dialect: Dialect, source: &str) -> Vec<String> {
-    let rebuild = "DELETE FROM segment_histogram".to_owned();
-    match dialect {
-        Dialect::Sqlite => vec![
-            rebuild,
-            format!(
-                r#"INSERT INTO segment_histogram (metric, store_key, value, n)
+/// ([`histogram_by_upsert`]) 3 s. Where the aggregate gives up (too many
+/// distinct values) this inserts no row, and the caller counts again with
+/// [`histogram_by_upsert`].
+pub fn histogram_by_aggregate(source: &str) -> String {
+    format!(
+        r#"INSERT INTO segment_histogram (metric, store_key, value, n)
 SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3
 FROM json_each((SELECT seg_histogram(store_key, last_order_day, order_count,
                                      total_spent_fen, spent_365d_fen) FROM {source})) e"#
-            ),
-        ],
-        Dialect::Postgres => vec![
-            rebuild,
-            format!(
-                "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{}\n) h",
-                pg_histograms(source)
-            ),
-        ],
-    }
+    )
 }
 
 /// SQLite: statements that fill the emptied `segment_histogram` from
@@ -194,7 +193,7 @@ pub fn histogram_rows(dialect: Dialect, d: i32) -> String {
 
 /// Statements that add the changes recorded in `seg_hist_rows` to
 /// `segment_histogram` and drop the values nobody has any more. The same
-/// filters as [`histogram_rebuild`]: recency, frequency and money among customers
+/// filters as [`histogram_by_upsert`]: recency, frequency and money among customers
 /// who ordered, 365-day spend among all.
 pub fn histogram_apply() -> [&'static str; 2] {
     [

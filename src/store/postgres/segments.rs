@@ -497,9 +497,12 @@ async fn phase_a(
                 "customer_attributes"
             };
             let mut tx = conn.begin().await?;
-            for sql in segments_sql::histogram_rebuild(Dialect::Postgres, source) {
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
-            }
+            sqlx::query(segments_sql::HISTOGRAM_CLEAR)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(AssertSqlSafe(segments_sql::pg_histogram_fill(source)))
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok((recomputed, changed, cursor.into_inner().bounds))
         }

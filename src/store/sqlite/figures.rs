@@ -325,7 +325,7 @@ unsafe extern "C" fn field_func(
     // SAFETY: the values are arguments of this call; the blob is read
     // before the index.
     let outcome = unsafe {
-        let blob = functions::bytes(args[0], false).unwrap_or_default();
+        let blob = functions::blob(args[0]).unwrap_or_default();
         field(blob, ffi::sqlite3_value_int64(args[1]))
     };
     // SAFETY: `ctx` is this call's context; the messages are NUL-free

@@ -83,23 +83,41 @@ pub unsafe fn int(value: *mut ffi::sqlite3_value) -> Option<i64> {
     }
 }
 
-/// The bytes of a text or blob argument (empty for an empty one); `None`
-/// for a value of another type.
+/// The bytes of a text argument; `None` for a value of another type.
+///
+/// # Safety
+/// As [`bytes`].
+pub unsafe fn text<'a>(value: *mut ffi::sqlite3_value) -> Option<&'a [u8]> {
+    // SAFETY: as the caller promises.
+    unsafe { bytes(value, ffi::SQLITE_TEXT) }
+}
+
+/// The bytes of a blob argument; `None` for a value of another type.
+///
+/// # Safety
+/// As [`bytes`].
+pub unsafe fn blob<'a>(value: *mut ffi::sqlite3_value) -> Option<&'a [u8]> {
+    // SAFETY: as the caller promises.
+    unsafe { bytes(value, ffi::SQLITE_BLOB) }
+}
+
+/// The bytes of an argument of type `kind` (`SQLITE_TEXT` or
+/// `SQLITE_BLOB`; empty for an empty one), `None` for another type.
 ///
 /// # Safety
 /// `value` must be an argument of the current call; the slice is valid
 /// until the call returns or the value is read in another way.
-pub unsafe fn bytes<'a>(value: *mut ffi::sqlite3_value, as_text: bool) -> Option<&'a [u8]> {
+unsafe fn bytes<'a>(value: *mut ffi::sqlite3_value, kind: c_int) -> Option<&'a [u8]> {
     // SAFETY: as the caller promises; the pointer is taken before the
     // length, as SQLite asks, and is valid for that many bytes.
     unsafe {
-        let kind = ffi::sqlite3_value_type(value);
-        let ptr = if as_text && kind == ffi::SQLITE_TEXT {
-            ffi::sqlite3_value_text(value)
-        } else if !as_text && kind == ffi::SQLITE_BLOB {
-            ffi::sqlite3_value_blob(value).cast::<u8>()
-        } else {
+        if ffi::sqlite3_value_type(value) != kind {
             return None;
+        }
+        let ptr = if kind == ffi::SQLITE_TEXT {
+            ffi::sqlite3_value_text(value)
+        } else {
+            ffi::sqlite3_value_blob(value).cast::<u8>()
         };
         let len = usize::try_from(ffi::sqlite3_value_bytes(value)).unwrap_or(0);
         Some(if ptr.is_null() || len == 0 {

@@ -9,7 +9,7 @@
 //! run. This aggregate counts into a hash map and returns the histogram as a
 //! JSON array of `[metric, store_key, value, n]`, ordered by metric, store
 //! key and value, which the statement spreads into rows with `json_each`
-//! (see `segments_sql::histogram_rebuild`).
+//! (see `segments_sql::histogram_by_aggregate`).
 //!
 //! The map holds one entry per distinct value of each store: a few tens of
 //! thousands on the demo shop, but spends exact to the fen can make one per
@@ -176,7 +176,7 @@ unsafe extern "C" fn step(
     // SAFETY: the values are arguments of this call.
     let int = |i: usize| unsafe { functions::int(args[i]) };
     // SAFETY: as above; the key's bytes are not read again in another way.
-    let store_key = unsafe { functions::bytes(args[0], true) };
+    let store_key = unsafe { functions::text(args[0]) };
     let (Some(store_key), Some(order_count), Some(total_spent_fen), Some(spent_365d_fen)) =
         (store_key, int(2), int(3), int(4))
     else {

@@ -484,37 +484,32 @@ async fn rebuild_histogram(
     by_upsert: bool,
 ) -> Result<(), StoreError> {
     const SOURCE: &str = "customer_attributes";
-    let [clear, count] =
-        <[String; 2]>::try_from(segments_sql::histogram_rebuild(Dialect::Sqlite, SOURCE)).map_err(
-            |_| StoreError::Corrupt {
-                table: "segment_histogram",
-                reason: "unexpected rebuild statements".to_owned(),
-            },
-        )?;
-    sqlx::query(AssertSqlSafe(clear)).execute(&mut **tx).await?;
-    let inserted = if by_upsert {
-        0
-    } else {
-        sqlx::query(AssertSqlSafe(count))
+    sqlx::query(segments_sql::HISTOGRAM_CLEAR)
+        .execute(&mut **tx)
+        .await?;
+    if !by_upsert {
+        let inserted = sqlx::query(AssertSqlSafe(segments_sql::histogram_by_aggregate(SOURCE)))
             .execute(&mut **tx)
             .await?
-            .rows_affected()
-    };
-    // Every customer counts in the 365-day spend: no row means no customer,
-    // or an aggregate that gave up.
-    let anyone: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customer_attributes)")
-        .fetch_one(&mut **tx)
-        .await?;
-    if inserted == 0 && anyone {
-        if !by_upsert {
-            tracing::debug!(
-                max_entries = super::histogram::MAX_ENTRIES,
-                "too many distinct values for seg_histogram; counting them in a table"
-            );
+            .rows_affected();
+        // Every customer counts in the 365-day spend: no row means no
+        // customer, or an aggregate that gave up.
+        if inserted > 0 {
+            return Ok(());
         }
-        for sql in segments_sql::histogram_by_upsert(SOURCE) {
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
+        let anyone: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customer_attributes)")
+            .fetch_one(&mut **tx)
+            .await?;
+        if !anyone {
+            return Ok(());
         }
+        tracing::debug!(
+            max_entries = super::histogram::MAX_ENTRIES,
+            "too many distinct values for seg_histogram; counting them in a table"
+        );
+    }
+    for sql in segments_sql::histogram_by_upsert(SOURCE) {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
     }
     Ok(())
 }
