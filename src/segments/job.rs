@@ -105,6 +105,9 @@ const RUN_LEASE: &str = "segments";
 /// process that dies holds up the next run this long at most.
 const LEASE_SECONDS: i64 = 60;
 
+/// How often a run renews its lease: every third of its length.
+const LEASE_RENEWAL: StdDuration = StdDuration::from_secs(LEASE_SECONDS.unsigned_abs() / 3);
+
 /// How often a run waiting for the lease tries again.
 const LEASE_POLL: StdDuration = StdDuration::from_millis(250);
 
@@ -125,7 +128,7 @@ pub async fn run(
         let holder = worker_id();
         take_lease(store, &holder, &at).await?;
         let done = tokio::select! {
-            lost = keep_lease(store, &holder, &at) => Err(lost),
+            lost = keep_lease(store, &holder, &at, LEASE_RENEWAL) => Err(lost),
             done = run_leased(store, campaigns_dir, default_tz, now, requested) => done,
         };
         if let Err(e) = store.release_run_lease(RUN_LEASE, &holder).await {
@@ -177,10 +180,13 @@ async fn take_lease(
     }
 }
 
-/// Renew the run lease every third of its length; returns only when it was
-/// lost.
-async fn keep_lease(store: &dyn Store, holder: &str, at: &impl Fn() -> DateTime<Utc>) -> JobError {
-    let every = StdDuration::from_secs(LEASE_SECONDS.unsigned_abs() / 3);
+/// Renew the run lease `every` so often; returns only when it was lost.
+async fn keep_lease(
+    store: &dyn Store,
+    holder: &str,
+    at: &impl Fn() -> DateTime<Utc>,
+    every: StdDuration,
+) -> JobError {
     loop {
         tokio::time::sleep(every).await;
         let until = at() + chrono::Duration::seconds(LEASE_SECONDS);
@@ -242,4 +248,63 @@ async fn run_leased(
         "segments recomputed"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use chrono::TimeZone;
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    /// A run renews its lease while it holds it, and stops with
+    /// `LeaseLost` once another holder has it: the lease ran out while the
+    /// database was out of reach, say, and another run took it.
+    #[tokio::test]
+    async fn a_run_renews_its_lease_and_stops_once_another_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("lease.db").display());
+        let store = SqliteStore::open(&url, 2).await.unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+        let started = Instant::now();
+        let at = || t0 + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        let taken = store
+            .take_run_lease(RUN_LEASE, "run", t0, t0 + secs(LEASE_SECONDS))
+            .await
+            .unwrap();
+        assert!(taken.is_none(), "nobody held the lease");
+
+        let keeper = keep_lease(&store, "run", &at, StdDuration::from_millis(20));
+        tokio::pin!(keeper);
+        tokio::select! {
+            lost = &mut keeper => panic!("the run lost a lease nobody took: {lost}"),
+            () = tokio::time::sleep(StdDuration::from_millis(300)) => {}
+        }
+        // Renewed as the clock moved on: it runs out later than first taken.
+        let held = store
+            .take_run_lease(RUN_LEASE, "other", at(), at() + secs(LEASE_SECONDS))
+            .await
+            .unwrap()
+            .expect("the run holds the lease");
+        assert_eq!(held.holder, "run");
+        assert!(
+            held.until > t0 + secs(LEASE_SECONDS),
+            "the lease was not renewed: it runs out at {}",
+            held.until
+        );
+
+        store.release_run_lease(RUN_LEASE, "run").await.unwrap();
+        let taken = store
+            .take_run_lease(RUN_LEASE, "other", at(), at() + secs(LEASE_SECONDS))
+            .await
+            .unwrap();
+        assert!(taken.is_none(), "the other run took the lease");
+        let lost = tokio::time::timeout(StdDuration::from_secs(5), keeper)
+            .await
+            .expect("the run went on without its lease");
+        assert!(matches!(lost, JobError::LeaseLost), "{lost}");
+    }
 }
