@@ -753,6 +753,104 @@ async fn fail_after_the_figures(db: &common::TestStore, now: &str) {
     .await;
 }
 
+/// Makes the history refuse every entry of customer C08, on either backend:
+/// a statement writing several customers' transitions stops half-way.
+async fn history_refuses_c08(db: &common::TestStore) {
+    match db.store.backend() {
+        // FAIL, not ABORT: SQLite stops the statement without undoing the
+        // rows it has already written, as under the job's `OR FAIL`.
+        Backend::Sqlite => {
+            raw_sql(
+                db,
+                "CREATE TRIGGER refuse_c08 BEFORE INSERT ON segment_transitions \
+                 WHEN NEW.customer_id = 'C08' BEGIN SELECT RAISE(FAIL, 'refused by the test'); END",
+            )
+            .await
+        }
+        Backend::Postgres => {
+            raw_sql(
+                db,
+                "CREATE FUNCTION refuse_c08() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.customer_id = 'C08' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                 RETURN NEW; END $$; \
+                 CREATE TRIGGER refuse_c08 BEFORE INSERT ON segment_transitions \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_c08()",
+            )
+            .await
+        }
+    }
+}
+
+/// Each customer's stored ranking and the size of its history.
+async fn rankings(store: &SharedStore, ids: &[String], now: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in ids {
+        let p = profile(store, id, now).await;
+        let a = &p.attributes;
+        out.push(format!(
+            "{id} {} {} {:?} {:?} {:?} {}",
+            a.lifecycle,
+            a.value_tier,
+            a.r_score,
+            a.f_score,
+            a.m_score,
+            p.transitions.len()
+        ));
+    }
+    out
+}
+
+/// A batch of stage, tier and score changes that fails half-way keeps
+/// nothing of itself: not the history entries written before the failing
+/// one (SQLite writes them `OR FAIL`, which does not undo the statement;
+/// the batch's transaction must), not a new stage or score. The next run
+/// records every change.
+async fn a_failed_batch_of_changes_keeps_nothing(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    run(store, NOW, RecomputeMode::Full).await;
+    let ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
+    // 25 days on, C06..C10 (last orders 6..10 days before NOW) are at risk:
+    // C06 and C07 are written before C08 is refused.
+    let later = "2026-12-18T12:00:00+08:00";
+    let before = rankings(store, &ids, later).await;
+    history_refuses_c08(db).await;
+    let failed = job::run(
+        store.as_ref(),
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t(later),
+        RecomputeMode::Full,
+    )
+    .await;
+    assert!(failed.is_err(), "the history was meant to refuse C08");
+    assert_eq!(before, rankings(store, &ids, later).await);
+
+    match store.backend() {
+        Backend::Sqlite => raw_sql(db, "DROP TRIGGER refuse_c08").await,
+        Backend::Postgres => raw_sql(db, "DROP TRIGGER refuse_c08 ON segment_transitions").await,
+    }
+    run(store, later, RecomputeMode::Full).await;
+    for id in ["C06", "C07", "C08"] {
+        let p = profile(store, id, later).await;
+        assert_eq!(p.attributes.lifecycle, "at_risk", "{id}");
+        let newest: Vec<(&str, &str)> = p
+            .transitions
+            .iter()
+            .filter(|x| x.at == t(later))
+            .map(|x| (x.segment.as_str(), x.change.as_str()))
+            .collect();
+        assert!(
+            newest.contains(&("lifecycle:active", "left")),
+            "{id} {newest:?}"
+        );
+        assert!(
+            newest.contains(&("lifecycle:at_risk", "entered")),
+            "{id} {newest:?}"
+        );
+    }
+}
+
 /// A full run that stops after writing some figures but before rebuilding
 /// the histogram the thresholds come from leaves nothing an incremental run
 /// could build on: the next run is a full one, even when asked for an
@@ -1190,5 +1288,6 @@ store_contract!(
     a_lease_from_a_clock_ahead_is_taken_over;
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
+    a_failed_batch_of_changes_keeps_nothing,
     runs_at_the_same_time_take_turns,
 );
