@@ -73,6 +73,19 @@ async fn run(store: &SharedStore, now: &str, mode: RecomputeMode) -> SegmentRunR
     run_in(store, Path::new("/nonexistent-campaigns"), now, mode).await
 }
 
+/// A full run at `now` that is meant to fail; panics with `why` if it ran.
+async fn full_run_fails(store: &SharedStore, now: &str, why: &str) {
+    let ran = job::run(
+        store.as_ref(),
+        Path::new("/nonexistent-campaigns"),
+        SHANGHAI,
+        t(now),
+        RecomputeMode::Full,
+    )
+    .await;
+    assert!(ran.is_err(), "{why}");
+}
+
 async fn profile(store: &SharedStore, id: &str, now: &str) -> CustomerProfile {
     profile_in(store, Path::new("/nonexistent-campaigns"), id, now).await
 }
@@ -737,15 +750,7 @@ async fn fail_after_the_figures(db: &common::TestStore, now: &str) {
         "ALTER TABLE segment_histogram RENAME TO segment_histogram_away",
     )
     .await;
-    let failed = job::run(
-        db.store.as_ref(),
-        Path::new("/nonexistent-campaigns"),
-        SHANGHAI,
-        t(now),
-        RecomputeMode::Full,
-    )
-    .await;
-    assert!(failed.is_err(), "the full run was meant to fail");
+    full_run_fails(&db.store, now, "the full run was meant to fail").await;
     raw_sql(
         db,
         "ALTER TABLE segment_histogram_away RENAME TO segment_histogram",
@@ -815,15 +820,7 @@ async fn a_failed_batch_of_changes_keeps_nothing(db: &common::TestStore) {
     let later = "2026-12-18T12:00:00+08:00";
     let before = rankings(store, &ids, later).await;
     history_refuses_c08(db).await;
-    let failed = job::run(
-        store.as_ref(),
-        Path::new("/nonexistent-campaigns"),
-        SHANGHAI,
-        t(later),
-        RecomputeMode::Full,
-    )
-    .await;
-    assert!(failed.is_err(), "the history was meant to refuse C08");
+    full_run_fails(store, later, "the history was meant to refuse C08").await;
     assert_eq!(before, rankings(store, &ids, later).await);
 
     match store.backend() {
