@@ -1068,43 +1068,63 @@ async fn a_run_waits_for_the_lease_of_another(store: SharedStore) {
 }
 
 /// The history's indexes, by name, on PostgreSQL.
-async fn transition_indexes(pool: &sqlx::PgPool) -> Vec<String> {
+/// The definitions of the secondary indexes of the tables a first run fills.
+async fn secondary_indexes(pool: &sqlx::PgPool) -> Vec<String> {
     sqlx::query_scalar(
-        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'segment_transitions'
-         AND indexname <> 'segment_transitions_pkey' ORDER BY 1",
+        "SELECT indexdef::text FROM pg_indexes
+         WHERE tablename IN ('segment_transitions', 'customer_attributes')
+           AND indexname NOT LIKE '%_pkey' ORDER BY indexname",
     )
     .fetch_all(pool)
     .await
     .unwrap()
 }
 
-/// A first run writes its history without the secondary indexes and builds
-/// them afterwards; a run after one that stopped during the fill builds
-/// them again.
+/// A first run writes the history and the attributes without their
+/// secondary indexes and builds them afterwards, as the migrations define
+/// them; a run after one that stopped during the fill builds them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_the_history_stays_indexed() {
+async fn postgres_the_indexes_a_first_run_builds_are_as_migrated() {
     let Some(db) = common::postgres().await else {
         return;
     };
-    let both = [
-        "segment_transitions_by_customer",
-        "segment_transitions_by_segment",
-    ];
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    assert_eq!(transition_indexes(&pool).await, both);
+    let migrated = secondary_indexes(&pool).await;
+    let names: Vec<&str> = migrated
+        .iter()
+        .filter_map(|def| def.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "customer_attributes_due",
+            "customer_attributes_recency",
+            "segment_transitions_by_customer",
+            "segment_transitions_by_segment",
+        ]
+    );
     ten_buyers(&db.store).await;
     let first = run(&db.store, NOW, RecomputeMode::Full).await;
     assert_eq!(first.outcome.transitions, 24);
-    assert_eq!(transition_indexes(&pool).await, both, "after the first run");
+    assert_eq!(
+        secondary_indexes(&pool).await,
+        migrated,
+        "after the first run"
+    );
     // As a run that stopped during its fill leaves them.
     sqlx::raw_sql(
-        "DROP INDEX segment_transitions_by_customer; DROP INDEX segment_transitions_by_segment",
+        "DROP INDEX segment_transitions_by_customer; DROP INDEX segment_transitions_by_segment; \
+         DROP INDEX customer_attributes_due; DROP INDEX customer_attributes_recency",
     )
     .execute(&pool)
     .await
     .unwrap();
     run(&db.store, NOW, RecomputeMode::Incremental).await;
-    assert_eq!(transition_indexes(&pool).await, both, "after the next run");
+    assert_eq!(
+        secondary_indexes(&pool).await,
+        migrated,
+        "after the next run"
+    );
     let history = profile(&db.store, "C01", NOW).await.transitions;
     assert_eq!(history.len(), 2, "{history:?}");
     drop(pool);

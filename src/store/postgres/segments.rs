@@ -63,23 +63,32 @@ impl PgStore {
                 lanes.push(extra);
             }
         }
-        // Into a history without rows, a first run's entries (stages, tiers
-        // and custom segments) go without the two secondary indexes, built
-        // at the end of the run (2.4 s summed over two lanes for 2,000,000
-        // rows, where adding the entries one by one cost about 8 s). Any
-        // other run first builds those a run that stopped left out.
-        let unindexed = fill
-            && !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
-                .fetch_one(&mut *conn)
-                .await?;
-        if unindexed {
-            for (name, _) in TRANSITION_INDEXES {
-                sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
-                    .execute(&mut *conn)
+        // A first run writes into empty tables without their secondary
+        // indexes and builds them at its end, one per connection: into the
+        // history (stages, tiers and custom segments' entries) 2.4 s summed
+        // over two lanes for 2,000,000 rows, where adding the entries one
+        // by one cost about 8 s; into `customer_attributes` 0.9 s summed,
+        // where the fill maintaining them cost 1.6 s more. Any run first
+        // builds those that a run that stopped before its end left out.
+        restore_indexes(&mut conn, &mut lanes).await?;
+        let mut deferred: Vec<&DeferredIndex> = Vec::new();
+        if fill {
+            deferred.extend(&ATTRIBUTE_INDEXES);
+            let history_empty =
+                !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
+                    .fetch_one(&mut *conn)
                     .await?;
+            if history_empty {
+                deferred.extend(&TRANSITION_INDEXES);
             }
-        } else {
-            restore_transition_indexes(&mut conn, &mut lanes).await?;
+        }
+        for index in &deferred {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP INDEX IF EXISTS {}",
+                index.name
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
@@ -95,7 +104,7 @@ impl PgStore {
         let started = std::time::Instant::now();
         let (changed, transitions) = phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
         // The lanes stay for the indexes' build at the end.
-        if !unindexed {
+        if deferred.is_empty() {
             lanes.clear();
         }
         tracing::debug!(
@@ -120,10 +129,14 @@ impl PgStore {
         let started = std::time::Instant::now();
         outcome.transitions += phase_c(&mut conn, plan).await?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "custom segments");
-        if unindexed {
+        if !deferred.is_empty() {
             let started = std::time::Instant::now();
-            restore_transition_indexes(&mut conn, &mut lanes).await?;
-            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "history indexed");
+            restore_indexes(&mut conn, &mut lanes).await?;
+            tracing::debug!(
+                seconds = started.elapsed().as_secs_f64(),
+                indexes = deferred.len(),
+                "indexes built"
+            );
         }
         Ok(outcome)
     }
@@ -762,45 +775,77 @@ async fn phase_b(
     Ok(done.iter().fold((0, 0), |(c, t), (a, b)| (c + a, t + b)))
 }
 
-/// The secondary indexes of `segment_transitions` (migration
-/// 20261123000002): a customer's history, and who entered a segment when.
-const TRANSITION_INDEXES: [(&str, &str); 2] = [
-    (
-        "segment_transitions_by_customer",
-        "CREATE INDEX IF NOT EXISTS segment_transitions_by_customer ON segment_transitions (customer_id, at)",
-    ),
-    (
-        "segment_transitions_by_segment",
-        "CREATE INDEX IF NOT EXISTS segment_transitions_by_segment ON segment_transitions (segment, at)",
-    ),
+/// A secondary index that a first run builds at its end (see
+/// `run_segments`): its name, and its definition as in the migrations.
+struct DeferredIndex {
+    name: &'static str,
+    create: &'static str,
+}
+
+/// The secondary indexes of `customer_attributes` (migration
+/// 20261123000002): who is due for a recompute, and win-back's recency.
+const ATTRIBUTE_INDEXES: [DeferredIndex; 2] = [
+    DeferredIndex {
+        name: "customer_attributes_due",
+        create: "CREATE INDEX IF NOT EXISTS customer_attributes_due ON customer_attributes (next_change_day) \
+                 WHERE next_change_day IS NOT NULL",
+    },
+    DeferredIndex {
+        name: "customer_attributes_recency",
+        create: "CREATE INDEX IF NOT EXISTS customer_attributes_recency ON customer_attributes (store_key, last_order_day)",
+    },
 ];
 
-/// Build the indexes of [`TRANSITION_INDEXES`] that are missing, one per
-/// lane at once: at the end of a first run, or at the start of a run after
-/// one that stopped before its end.
-async fn restore_transition_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), StoreError> {
-    let names: Vec<&str> = TRANSITION_INDEXES.iter().map(|(name, _)| *name).collect();
+/// The secondary indexes of `segment_transitions` (migration
+/// 20261123000002): a customer's history, and who entered a segment when.
+const TRANSITION_INDEXES: [DeferredIndex; 2] = [
+    DeferredIndex {
+        name: "segment_transitions_by_customer",
+        create: "CREATE INDEX IF NOT EXISTS segment_transitions_by_customer ON segment_transitions (customer_id, at)",
+    },
+    DeferredIndex {
+        name: "segment_transitions_by_segment",
+        create: "CREATE INDEX IF NOT EXISTS segment_transitions_by_segment ON segment_transitions (segment, at)",
+    },
+];
+
+/// Build the indexes of [`TRANSITION_INDEXES`] and [`ATTRIBUTE_INDEXES`]
+/// that are missing, each connection taking the next one when it is done:
+/// at the end of a first run, or at the start of a run after one that
+/// stopped before its end. The history's come first: they take longest.
+async fn restore_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), StoreError> {
+    let all: Vec<&DeferredIndex> = TRANSITION_INDEXES
+        .iter()
+        .chain(&ATTRIBUTE_INDEXES)
+        .collect();
+    let names: Vec<&str> = all.iter().map(|index| index.name).collect();
     let absent: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL",
     )
     .bind(&names)
     .fetch_all(&mut **conn)
     .await?;
-    let missing: Vec<&str> = TRANSITION_INDEXES
+    let missing: Vec<&str> = all
         .iter()
-        .filter(|(name, _)| absent.iter().any(|a| a == name))
-        .map(|(_, create)| *create)
+        .filter(|index| absent.iter().any(|a| a == index.name))
+        .map(|index| index.create)
         .collect();
-    let mut conns: Vec<&mut Conn> = std::iter::once(conn).chain(lanes.iter_mut()).collect();
-    for group in missing.chunks(conns.len()) {
-        let work = group
-            .iter()
-            .zip(conns.iter_mut())
-            .map(|(create, c)| async move {
-                sqlx::query(AssertSqlSafe(*create)).execute(&mut ***c).await
-            });
-        futures::future::try_join_all(work).await?;
+    if missing.is_empty() {
+        return Ok(());
     }
+    let queue = Mutex::new(missing.into_iter());
+    let work = std::iter::once(conn).chain(lanes.iter_mut()).map(|c| {
+        let queue = &queue;
+        async move {
+            loop {
+                let Some(create) = queue.lock().await.next() else {
+                    return Ok::<(), StoreError>(());
+                };
+                sqlx::query(AssertSqlSafe(create)).execute(&mut **c).await?;
+            }
+        }
+    });
+    futures::future::try_join_all(work).await?;
     Ok(())
 }
 
