@@ -213,6 +213,13 @@ impl Attr {
         self.info().sql
     }
 
+    /// Whether the SQL is a lookup (a subquery), not a column or an
+    /// expression over columns: no index serves it, and each mention
+    /// evaluates it again.
+    pub fn looked_up(self) -> bool {
+        matches!(self, Attr::DaysToBirthday)
+    }
+
     /// Whether the SQL reads the customer record (`c.`), not only the
     /// computed attributes (`a.`, `t.`): queries may then skip that join.
     pub fn reads_customer_record(self) -> bool {
