@@ -233,23 +233,6 @@ pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
     }
 }
 
-/// The running figures of the group `ctx` aggregates, if SQLite could give
-/// memory for them (`None` on out of memory, already reported).
-///
-/// # Safety
-/// `ctx` must be the context SQLite passed to the callback.
-unsafe fn state<'a>(ctx: *mut ffi::sqlite3_context, size: c_int) -> Option<&'a mut OrderFigures> {
-    // SAFETY: SQLite returns either NULL or a zeroed, suitably aligned
-    // (8-byte) block of `size` bytes that lives until xFinal returns and
-    // belongs to this group alone; all-zero bytes are a valid OrderFigures.
-    unsafe {
-        let p = ffi::sqlite3_aggregate_context(ctx, size).cast::<OrderFigures>();
-        p.as_mut()
-    }
-}
-
-const STATE_SIZE: c_int = std::mem::size_of::<OrderFigures>() as c_int;
-
 unsafe extern "C" fn step(
     ctx: *mut ffi::sqlite3_context,
     argc: c_int,
@@ -261,8 +244,9 @@ unsafe extern "C" fn step(
     };
     // SAFETY: the values are arguments of this call.
     let int = |i: usize| unsafe { functions::int(args[i]) };
-    // SAFETY: `ctx` is this call's context.
-    let Some(acc) = (unsafe { state(ctx, STATE_SIZE) }) else {
+    // SAFETY: `ctx` is this call's context; all-zero bytes are a valid
+    // OrderFigures (its `Default`).
+    let Some(acc) = (unsafe { functions::aggregate_state::<OrderFigures>(ctx, true) }) else {
         // SAFETY: as above.
         unsafe { ffi::sqlite3_result_error_nomem(ctx) };
         return;
@@ -292,12 +276,14 @@ unsafe extern "C" fn step(
 }
 
 unsafe extern "C" fn finish(ctx: *mut ffi::sqlite3_context) {
-    // Size 0: a group that never stepped gets no allocation, only NULL.
-    // SAFETY: `ctx` is this call's context.
-    let figures = unsafe { state(ctx, 0) }.copied().unwrap_or_default();
+    // SAFETY: `ctx` is this call's context; a group that never stepped
+    // gets no allocation, and the defaults.
+    let figures = unsafe { functions::aggregate_state::<OrderFigures>(ctx, false) }
+        .copied()
+        .unwrap_or_default();
     if figures.overflow {
-        // SAFETY: the message is NUL-terminated; -1 reads up to the NUL.
-        unsafe { ffi::sqlite3_result_error(ctx, c"integer overflow".as_ptr(), -1) };
+        // SAFETY: `ctx` is this call's context.
+        unsafe { functions::error(ctx, c"integer overflow") };
         return;
     }
     let blob = figures.to_blob();

@@ -1,6 +1,6 @@
 //! The plumbing shared by the SQL functions the segments job registers on
-//! every SQLite connection (`figures`, `histogram`): registration, and
-//! reading a call's arguments.
+//! every SQLite connection (`figures`, `histogram`): registration, reading a
+//! call's arguments, an aggregate's state, and reporting an error.
 
 use std::ffi::{CStr, c_int};
 
@@ -81,6 +81,48 @@ pub unsafe fn int(value: *mut ffi::sqlite3_value) -> Option<i64> {
         (ffi::sqlite3_value_type(value) != ffi::SQLITE_NULL)
             .then(|| ffi::sqlite3_value_int64(value))
     }
+}
+
+/// The state SQLite keeps for the group `ctx` aggregates: zeroed at the
+/// group's first call, freed by SQLite after its `xFinal`. With `allocate`
+/// false (in `xFinal`) a group that never stepped gets `None` instead of an
+/// allocation; with `allocate` true, `None` means SQLite is out of memory.
+///
+/// # Safety
+/// `ctx` must be the context SQLite passed to the callback, all-zero bytes
+/// must be a valid `T`, and the reference must not outlive the call.
+pub unsafe fn aggregate_state<'a, T>(
+    ctx: *mut ffi::sqlite3_context,
+    allocate: bool,
+) -> Option<&'a mut T> {
+    const {
+        assert!(
+            std::mem::align_of::<T>() <= 8,
+            "SQLite aligns its blocks to 8 bytes"
+        )
+    };
+    let size = if allocate {
+        c_int::try_from(std::mem::size_of::<T>()).unwrap_or(c_int::MAX)
+    } else {
+        0
+    };
+    // SAFETY: as the caller promises; SQLite returns NULL or a zeroed,
+    // 8-byte aligned block of `size` bytes that lives until `xFinal`
+    // returns and belongs to this group alone.
+    unsafe {
+        ffi::sqlite3_aggregate_context(ctx, size)
+            .cast::<T>()
+            .as_mut()
+    }
+}
+
+/// End the call with the error `message`.
+///
+/// # Safety
+/// `ctx` must be the context SQLite passed to the callback.
+pub unsafe fn error(ctx: *mut ffi::sqlite3_context, message: &CStr) {
+    // SAFETY: as the caller promises; -1 reads up to the NUL.
+    unsafe { ffi::sqlite3_result_error(ctx, message.as_ptr(), -1) };
 }
 
 /// The bytes of a text argument; `None` for a value of another type.

@@ -139,31 +139,6 @@ pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
     unsafe { functions::register(db, NAME, ARGS as c_int, Callbacks::Aggregate(step, finish)) }
 }
 
-/// The slot in SQLite's aggregate context that holds the group's
-/// histogram (null until the first row), or `None` on out of memory.
-///
-/// # Safety
-/// `ctx` must be the context SQLite passed to the callback.
-unsafe fn slot<'a>(ctx: *mut ffi::sqlite3_context, size: c_int) -> Option<&'a mut *mut Histogram> {
-    // SAFETY: SQLite returns either NULL or a zeroed, pointer-aligned block
-    // of `size` bytes that lives until xFinal returns and belongs to this
-    // group alone; all-zero bytes are a null pointer.
-    unsafe {
-        ffi::sqlite3_aggregate_context(ctx, size)
-            .cast::<*mut Histogram>()
-            .as_mut()
-    }
-}
-
-const SLOT_SIZE: c_int = std::mem::size_of::<*mut Histogram>() as c_int;
-
-/// # Safety
-/// `ctx` must be this call's context; the message NUL-terminated.
-unsafe fn fail(ctx: *mut ffi::sqlite3_context, message: &CStr) {
-    // SAFETY: as the caller promises; -1 reads up to the NUL.
-    unsafe { ffi::sqlite3_result_error(ctx, message.as_ptr(), -1) };
-}
-
 unsafe extern "C" fn step(
     ctx: *mut ffi::sqlite3_context,
     argc: c_int,
@@ -181,11 +156,13 @@ unsafe extern "C" fn step(
         (store_key, int(2), int(3), int(4))
     else {
         // SAFETY: `ctx` is this call's context.
-        unsafe { fail(ctx, c"seg_histogram: a store key or a count is NULL") };
+        unsafe { functions::error(ctx, c"seg_histogram: a store key or a count is NULL") };
         return;
     };
+    // The group's state is a pointer to its histogram, null until the
+    // first row (all-zero bytes).
     // SAFETY: `ctx` is this call's context.
-    let Some(slot) = (unsafe { slot(ctx, SLOT_SIZE) }) else {
+    let Some(slot) = (unsafe { functions::aggregate_state::<*mut Histogram>(ctx, true) }) else {
         // SAFETY: as above.
         unsafe { ffi::sqlite3_result_error_nomem(ctx) };
         return;
@@ -210,14 +187,16 @@ unsafe extern "C" fn step(
 }
 
 unsafe extern "C" fn finish(ctx: *mut ffi::sqlite3_context) {
-    // Size 0: a group that never stepped gets no allocation, only NULL.
-    // SAFETY: `ctx` is this call's context.
-    let boxed = unsafe { slot(ctx, 0) }.filter(|p| !p.is_null()).map(|p| {
-        let raw = std::mem::replace(p, std::ptr::null_mut());
-        // SAFETY: the pointer came from Box::into_raw in `step` and is
-        // taken out of the slot here, once.
-        unsafe { Box::from_raw(raw) }
-    });
+    // SAFETY: `ctx` is this call's context; a group that never stepped
+    // gets no allocation.
+    let boxed = unsafe { functions::aggregate_state::<*mut Histogram>(ctx, false) }
+        .filter(|p| !p.is_null())
+        .map(|p| {
+            let raw = std::mem::replace(p, std::ptr::null_mut());
+            // SAFETY: the pointer came from Box::into_raw in `step` and is
+            // taken out of the slot here, once.
+            unsafe { Box::from_raw(raw) }
+        });
     let json = match boxed {
         None => "[]".to_owned(),
         Some(h) => match h.to_json() {
