@@ -58,13 +58,22 @@ fn order(id: &str, customer: &str, store: &StoreInfo, at: &str, yuan: &str) -> O
     }
 }
 
+async fn try_run_in(
+    store: &SharedStore,
+    dir: &Path,
+    now: &str,
+    mode: RecomputeMode,
+) -> Result<SegmentRunReport, job::JobError> {
+    job::run(store.as_ref(), dir, SHANGHAI, t(now), mode).await
+}
+
 async fn run_in(
     store: &SharedStore,
     dir: &Path,
     now: &str,
     mode: RecomputeMode,
 ) -> SegmentRunReport {
-    job::run(store.as_ref(), dir, SHANGHAI, t(now), mode)
+    try_run_in(store, dir, now, mode)
         .await
         .expect("segments job")
 }
@@ -75,11 +84,10 @@ async fn run(store: &SharedStore, now: &str, mode: RecomputeMode) -> SegmentRunR
 
 /// A full run at `now` that is meant to fail; panics with `why` if it ran.
 async fn full_run_fails(store: &SharedStore, now: &str, why: &str) {
-    let ran = job::run(
-        store.as_ref(),
+    let ran = try_run_in(
+        store,
         Path::new("/nonexistent-campaigns"),
-        SHANGHAI,
-        t(now),
+        now,
         RecomputeMode::Full,
     )
     .await;
@@ -705,15 +713,9 @@ async fn a_broken_segments_file_changes_nothing(store: SharedStore) {
         "segments:\n  x: \"order_cnt >= 1\"\n",
     )
     .unwrap();
-    let err = job::run(
-        store.as_ref(),
-        dir.path(),
-        SHANGHAI,
-        t(NOW),
-        RecomputeMode::Full,
-    )
-    .await
-    .unwrap_err();
+    let err = try_run_in(&store, dir.path(), NOW, RecomputeMode::Full)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("segments.yaml:2:7"), "{text}");
     assert!(text.contains("did you mean 'order_count'"), "{text}");

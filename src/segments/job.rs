@@ -265,9 +265,7 @@ mod tests {
     /// database was out of reach, say, and another run took it.
     #[tokio::test]
     async fn a_run_renews_its_lease_and_stops_once_another_holds_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("lease.db").display());
-        let store = SqliteStore::open(&url, 2).await.unwrap();
+        let (_dir, store) = SqliteStore::temporary(2).await;
         let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
         let started = Instant::now();
         let at = || t0 + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();

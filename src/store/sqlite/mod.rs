@@ -108,6 +108,18 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// A migrated store in a file of a new temporary directory, with at
+    /// most `max_connections`; the directory goes when it is dropped.
+    #[cfg(test)]
+    pub(crate) async fn temporary(max_connections: u32) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("outreach.db").display());
+        let store = SqliteStore::open(&url, max_connections)
+            .await
+            .expect("temporary store");
+        (dir, store)
+    }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {

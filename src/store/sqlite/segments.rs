@@ -497,9 +497,11 @@ async fn rebuild_histogram(
         if inserted > 0 {
             return Ok(());
         }
-        let anyone: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customer_attributes)")
-            .fetch_one(&mut **tx)
-            .await?;
+        let anyone: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {SOURCE})"
+        )))
+        .fetch_one(&mut **tx)
+        .await?;
         if !anyone {
             return Ok(());
         }
@@ -792,9 +794,7 @@ mod tests {
     /// The aggregate and the table count the same histogram.
     #[tokio::test]
     async fn both_ways_of_counting_the_histogram_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("h.db").display());
-        let store = SqliteStore::open(&url, 1).await.unwrap();
+        let (_dir, store) = SqliteStore::temporary(1).await;
         let mut conn = store.pool.acquire().await.unwrap();
         // 300 customers in two stores and none: repeated and distinct
         // values, some who never ordered, refunds below zero.

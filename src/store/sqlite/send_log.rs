@@ -199,9 +199,7 @@ mod tests {
     /// send: one index range read in order (no sort, no table scan).
     #[tokio::test]
     async fn every_filter_combination_reads_one_index_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
-        let store = SqliteStore::open(&url, 1).await.unwrap();
+        let (_dir, store) = SqliteStore::temporary(1).await;
         let at = DateTime::from_timestamp_millis(1_795_000_000_000).unwrap();
         for mask in 0u32..128 {
             for status in [MessageStatus::Dead, MessageStatus::Sent] {
