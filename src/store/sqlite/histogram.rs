@@ -47,10 +47,13 @@ pub struct Ranked {
 pub const MAX_ENTRIES: usize = 250_000;
 
 /// Counts per (metric, store key, value); store keys are numbered in the
-/// order they are met (a shop has a handful).
+/// order they are met.
 #[derive(Debug)]
 pub struct Histogram {
     stores: Vec<String>,
+    /// Each store key's number: a chain may have hundreds of stores, and
+    /// every customer looks its key up.
+    store_numbers: HashMap<Box<[u8]>, u32>,
     counts: HashMap<(u8, u32, i64), i64>,
     limit: usize,
     gave_up: bool,
@@ -67,6 +70,7 @@ impl Histogram {
     pub fn with_limit(limit: usize) -> Histogram {
         Histogram {
             stores: Vec::new(),
+            store_numbers: HashMap::new(),
             counts: HashMap::new(),
             limit,
             gave_up: false,
@@ -78,15 +82,16 @@ impl Histogram {
         if self.gave_up {
             return;
         }
-        let store = match self.stores.iter().position(|s| s.as_bytes() == store_key) {
-            Some(i) => i,
+        let store = match self.store_numbers.get(store_key) {
+            Some(&n) => n,
             None => {
+                let n = u32::try_from(self.stores.len()).unwrap_or(u32::MAX);
                 self.stores
                     .push(String::from_utf8_lossy(store_key).into_owned());
-                self.stores.len() - 1
+                self.store_numbers.insert(store_key.into(), n);
+                n
             }
         };
-        let store = u32::try_from(store).unwrap_or(u32::MAX);
         let mut count = |metric: u8, value: i64| {
             *self.counts.entry((metric, store, value)).or_insert(0) += 1;
         };
