@@ -865,21 +865,27 @@ async fn an_interrupted_full_run_is_followed_by_a_full_one(db: &common::TestStor
         RecomputeMode::Incremental,
     )
     .await;
-    assert_eq!(next.mode, RecomputeMode::Full, "{:?}", next.full_reason);
+    ran_full_because(&next, "the full run started at");
+    the_next_run_is_incremental(store, "2026-11-24T13:00:00+08:00").await;
+}
+
+/// `report` is of a full run, for a previous one that did not finish:
+/// `started`, its mode and start, begins the reason given.
+fn ran_full_because(report: &SegmentRunReport, started: &str) {
+    assert_eq!(report.mode, RecomputeMode::Full, "{:?}", report.full_reason);
     assert!(
-        next.full_reason
+        report
+            .full_reason
             .as_deref()
-            .is_some_and(|r| r.contains("did not finish")),
+            .is_some_and(|r| r.starts_with(started) && r.ends_with("did not finish")),
         "{:?}",
-        next.full_reason
+        report.full_reason
     );
-    // That full run finished: the one after it may be incremental again.
-    let after = run(
-        store,
-        "2026-11-24T13:00:00+08:00",
-        RecomputeMode::Incremental,
-    )
-    .await;
+}
+
+/// A run that finished lets the next one at `now` be incremental again.
+async fn the_next_run_is_incremental(store: &SharedStore, now: &str) {
+    let after = run(store, now, RecomputeMode::Incremental).await;
     assert_eq!(
         after.mode,
         RecomputeMode::Incremental,
@@ -1290,6 +1296,63 @@ async fn postgres_a_customer_marked_during_a_run_is_not_lost() {
     db.cleanup().await;
 }
 
+/// An incremental run that stops after writing its figures, before ranking
+/// the customers they belong to, is followed by a full run: no later
+/// incremental run would rank them (their marks are cleared, and their new
+/// figures move no threshold).
+async fn an_interrupted_incremental_run_is_followed_by_a_full_one(db: &common::TestStore) {
+    let store = &db.store;
+    let sh = ten_buyers(store).await;
+    run(store, NOW, RecomputeMode::Full).await;
+    assert_eq!(attrs(store, "N1", NOW).await.lifecycle, "churned");
+    // N1, who never ordered, orders today.
+    store
+        .upsert_orders(
+            &[order("ON1", "N1", &sh, "2026-11-23T12:10:00+08:00", "10")],
+            t("2026-11-23T04:10:00Z"),
+        )
+        .await
+        .unwrap();
+    // Phase B reads the previous run's calendar and thresholds.
+    raw_sql(
+        db,
+        "ALTER TABLE segment_run_state RENAME TO segment_run_state_away",
+    )
+    .await;
+    let failed = try_run_in(
+        store,
+        Path::new("/nonexistent-campaigns"),
+        "2026-11-23T12:30:00+08:00",
+        RecomputeMode::Incremental,
+    )
+    .await;
+    assert!(failed.is_err(), "the incremental run was meant to fail");
+    raw_sql(
+        db,
+        "ALTER TABLE segment_run_state_away RENAME TO segment_run_state",
+    )
+    .await;
+    assert_eq!(
+        attrs(store, "N1", NOW).await.order_count,
+        1,
+        "the failed run wrote the new figures"
+    );
+
+    let later = "2026-11-23T12:40:00+08:00";
+    let next = run(store, later, RecomputeMode::Incremental).await;
+    ran_full_because(&next, "the incremental run started at");
+    let n1 = profile(store, "N1", later).await;
+    assert_eq!(n1.attributes.lifecycle, "active");
+    assert!(
+        n1.transitions
+            .iter()
+            .any(|x| x.segment == "lifecycle:active" && x.change == "entered" && x.at == t(later)),
+        "{:?}",
+        n1.transitions
+    );
+    the_next_run_is_incremental(store, "2026-11-23T13:00:00+08:00").await;
+}
+
 store_contract!(
     custom_segments_track_entries_and_exits,
     a_broken_segments_file_changes_nothing,
@@ -1308,5 +1371,6 @@ store_contract!(
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
     a_failed_batch_of_changes_keeps_nothing,
+    an_interrupted_incremental_run_is_followed_by_a_full_one,
     runs_at_the_same_time_take_turns,
 );

@@ -29,7 +29,7 @@ pub enum JobError {
     /// was unreachable for longer than the lease lasts): it stopped, since
     /// another run may have started. What it committed stands.
     #[error(
-        "the segments run stopped: its lease ran out (not renewed within {LEASE_SECONDS} s) and another run may have taken over; an interrupted full run is followed by a full one"
+        "the segments run stopped: its lease ran out (not renewed within {LEASE_SECONDS} s) and another run may have taken over; an interrupted run is followed by a full one"
     )]
     LeaseLost,
     #[error(transparent)]
@@ -60,9 +60,9 @@ pub async fn load_file(store: &dyn Store, campaigns_dir: &Path) -> Result<Segmen
     })
 }
 
-/// The meta key holding when an unfinished full run started ("" once none
-/// is unfinished).
-const FULL_RUN_STARTED_KEY: &str = "segments_full_run_started";
+/// The meta key holding the mode and start of an unfinished run ("" once
+/// none is unfinished): `full 2026-11-23T04:00:00+00:00`, say.
+const RUN_STARTED_KEY: &str = "segments_run_started";
 
 /// The previous run's state, if any (an unreadable state means "none").
 pub async fn previous_state(store: &dyn Store) -> Result<Option<SegmentState>, StoreError> {
@@ -84,13 +84,11 @@ pub async fn plan(
     let previous = previous_state(store).await?;
     let mut plan = SegmentPlan::new(file, &stores, default_tz, now, requested, previous.as_ref());
     if plan.mode == RecomputeMode::Incremental
-        && let Some(started) = store
-            .meta(FULL_RUN_STARTED_KEY)
-            .await?
-            .filter(|s| !s.is_empty())
+        && let Some(started) = store.meta(RUN_STARTED_KEY).await?.filter(|s| !s.is_empty())
     {
+        let (mode, at) = started.split_once(' ').unwrap_or(("", &started));
         plan.mode = RecomputeMode::Full;
-        plan.full_reason = Some(format!("the full run started at {started} did not finish"));
+        plan.full_reason = Some(format!("the {mode} run started at {at} did not finish"));
     }
     Ok(plan)
 }
@@ -214,14 +212,18 @@ async fn run_leased(
     if let Some(reason) = &plan.full_reason {
         tracing::info!(reason = %reason, "running a full recompute instead of an incremental one");
     }
-    if plan.mode == RecomputeMode::Full {
-        // A full run rebuilds what incremental runs build on (the
-        // figures' histogram among them): until it has finished, the
-        // next run must be a full one too.
-        store
-            .set_meta(FULL_RUN_STARTED_KEY, &now.to_rfc3339())
-            .await?;
-    }
+    // Until this run has finished, the next one must be a full one: a full
+    // run rebuilds what incremental runs build on (the figures' histogram
+    // among them), and either run ranks and evaluates a customer only
+    // after committing new figures and clearing the customer's mark. An
+    // incremental run stopped in between would leave customers whose new
+    // figures no later incremental run ranks.
+    store
+        .set_meta(
+            RUN_STARTED_KEY,
+            &format!("{} {}", plan.mode, now.to_rfc3339()),
+        )
+        .await?;
     let outcome = store.recompute_segments(&plan).await?;
     let state = plan.finished_state(now);
     store
@@ -230,9 +232,7 @@ async fn run_leased(
             &serde_json::to_string(&state).unwrap_or_else(|_| "{}".into()),
         )
         .await?;
-    if plan.mode == RecomputeMode::Full {
-        store.set_meta(FULL_RUN_STARTED_KEY, "").await?;
-    }
+    store.set_meta(RUN_STARTED_KEY, "").await?;
     let report = SegmentRunReport {
         mode: plan.mode,
         full_reason: plan.full_reason.clone(),
