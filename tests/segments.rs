@@ -10,7 +10,7 @@ use outreach::domain::{
     Birthday, Consent, Customer, CustomerId, Money, Order, OrderId, StoreCode, StoreInfo, Tags,
 };
 use outreach::segments::attributes::{CustomerAttributes, SegmentKind};
-use outreach::segments::{CustomerProfile, RecomputeMode, SegmentRunReport, job};
+use outreach::segments::{CustomerProfile, RecomputeMode, SegmentRunReport, job, plan};
 use outreach::store::{Backend, SharedStore};
 
 const SHANGHAI: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
@@ -450,8 +450,9 @@ async fn stage_changes_are_recorded_as_transitions(store: SharedStore) {
     );
 }
 
-/// A full run at `now` (in one batch) changes nothing: no row, no
-/// transition, and the customers `ids` as in `before`.
+/// A full run at `now` that ranks and evaluates everyone (the previous
+/// run's state is forgotten first) changes nothing: no row, no transition,
+/// and the customers `ids` as in `before`.
 async fn full_run_changes_nothing(
     store: &SharedStore,
     dir: &Path,
@@ -460,6 +461,7 @@ async fn full_run_changes_nothing(
     before: &[String],
     what: &str,
 ) {
+    store.set_meta(plan::STATE_KEY, "").await.unwrap();
     let full = run_in(store, dir, now, RecomputeMode::Full).await;
     assert_eq!(
         (full.outcome.changed, full.outcome.transitions),
@@ -485,6 +487,21 @@ async fn snapshot_in(store: &SharedStore, dir: &Path, ids: &[String], now: &str)
 }
 
 async fn incremental_and_full_give_identical_results(store: SharedStore) {
+    runs_follow_every_change(store, RecomputeMode::Incremental).await;
+}
+
+/// A full run building on the previous one ranks and evaluates only the
+/// customers whose figures or record changed and those a threshold or the
+/// date moved past: it gives what a run ranking everyone gives.
+async fn a_full_run_that_builds_on_the_previous_one_misses_nothing(store: SharedStore) {
+    runs_follow_every_change(store, RecomputeMode::Full).await;
+}
+
+/// New orders, refunds, future-dated orders, new customers, tag and
+/// birthday changes and the passing of time, each followed by a run in
+/// `mode` and then by a full run ranking everyone, which must change
+/// nothing.
+async fn runs_follow_every_change(store: SharedStore, mode: RecomputeMode) {
     let sh = ten_buyers(&store).await;
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
     ids.extend(["N1".into(), "N2".into(), "L1".into(), "N3".into()]);
@@ -512,7 +529,8 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         dir.path().join("segments.yaml"),
         "segments:\n  soon: \"recency_days <= 3\"\n  veg: \"tags contains 'vegetarian'\"\n  \
          big: \"total_spent >= 50\"\n  champ: \"r_score >= 4 and f_score >= 4\"\n  \
-         party: \"days_to_birthday <= 10\"\n  rich: \"m_score == 5\"\n",
+         party: \"days_to_birthday <= 10\"\n  rich: \"m_score == 5\"\n  \
+         recent: \"order_count_90d >= 1\"\n",
     )
     .unwrap();
     let dir = dir.path();
@@ -565,11 +583,11 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
             n2.birthday = Some(Birthday::parse("12-10").unwrap());
             store.upsert_customers(&[n2], t(now)).await.unwrap();
         }
-        let inc = run_in(&store, dir, now, RecomputeMode::Incremental).await;
-        assert_eq!(inc.mode, RecomputeMode::Incremental, "step {step}");
-        if step == 1 {
+        let ran = run_in(&store, dir, now, mode).await;
+        assert_eq!(ran.mode, mode, "step {step}: {:?}", ran.full_reason);
+        if step == 1 && mode == RecomputeMode::Incremental {
             assert_eq!(
-                inc.outcome.recomputed, 2,
+                ran.outcome.recomputed, 2,
                 "only C05 has a new order, and N3 is new"
             );
         }
@@ -579,9 +597,9 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
                 "a custom segment follows a score that moved with the others' orders"
             );
         }
-        let after_incremental = snapshot_in(&store, dir, &ids, now).await;
-        let what = format!("step {step}, after the incremental run");
-        full_run_changes_nothing(&store, dir, &ids, now, &after_incremental, &what).await;
+        let after = snapshot_in(&store, dir, &ids, now).await;
+        let what = format!("step {step}, after the {mode} run");
+        full_run_changes_nothing(&store, dir, &ids, now, &after, &what).await;
     }
     let sizes = store.segment_sizes().await.unwrap();
     assert!(
@@ -589,6 +607,15 @@ async fn incremental_and_full_give_identical_results(store: SharedStore) {
         "{sizes:?}"
     );
     // The windows really moved: L1's September order left the 90-day window.
+    // L1 left `recent` with her September order, on no order of her own.
+    let l1 = profile_in(&store, dir, "L1", "2026-12-05T12:00:00+08:00").await;
+    assert!(
+        l1.transitions
+            .iter()
+            .any(|x| x.segment == "recent" && x.change == "left"),
+        "{:?}",
+        l1.transitions
+    );
     let l1 = attrs(&store, "L1", "2027-12-01T12:00:00+08:00").await;
     assert_eq!(l1.order_count, 2);
     assert_eq!(l1.order_count_90d, 0);
@@ -1363,6 +1390,7 @@ store_contract!(
     thirty_days_ago_at_2359_local_is_still_active,
     stage_changes_are_recorded_as_transitions,
     incremental_and_full_give_identical_results,
+    a_full_run_that_builds_on_the_previous_one_misses_nothing,
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
     dayparts_count_visits_within_their_edges,

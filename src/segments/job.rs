@@ -83,12 +83,9 @@ pub async fn plan(
     let stores = store.stores().await?;
     let previous = previous_state(store).await?;
     let mut plan = SegmentPlan::new(file, &stores, default_tz, now, requested, previous.as_ref());
-    if plan.mode == RecomputeMode::Incremental
-        && let Some(started) = store.meta(RUN_STARTED_KEY).await?.filter(|s| !s.is_empty())
-    {
+    if let Some(started) = store.meta(RUN_STARTED_KEY).await?.filter(|s| !s.is_empty()) {
         let (mode, at) = started.split_once(' ').unwrap_or(("", &started));
-        plan.mode = RecomputeMode::Full;
-        plan.full_reason = Some(format!("the {mode} run started at {at} did not finish"));
+        plan.previous_unfinished(format!("the {mode} run started at {at} did not finish"));
     }
     Ok(plan)
 }

@@ -86,6 +86,14 @@ pub struct SegmentPlan {
     previous_custom: BTreeMap<String, String>,
     /// Whether any store's local date differs from the previous run's.
     today_moved: bool,
+    /// Whether the stored scores, stages, tiers and memberships are those
+    /// the previous run derived from the stored figures, so that a run may
+    /// re-rank and re-evaluate only the customers whose figures or record
+    /// changed and those a threshold or the date moved past. False without
+    /// a previous run, when it did not finish, or when it ranked by other
+    /// rules or calendars (what keeps a run from being incremental): a
+    /// full run then ranks and evaluates everyone.
+    pub builds_on_previous: bool,
 }
 
 /// What the last completed run leaves behind for the next one.
@@ -104,6 +112,11 @@ pub struct SegmentState {
 }
 
 const STATE_VERSION: u32 = 1;
+
+/// Customers to rank one by one above which a full run may rank everyone
+/// instead (see [`SegmentPlan::after_figures`]): below it, either way
+/// takes moments.
+pub const MANY_TO_RANK: u64 = 10_000;
 
 pub use crate::expr::{date_of_day_number as date_of_day, day_number};
 
@@ -226,14 +239,59 @@ impl SegmentPlan {
             scattered_batch_size: 5_000,
             previous_custom: previous.map(|p| p.custom.clone()).unwrap_or_default(),
             today_moved,
+            builds_on_previous: false,
         };
-        if requested == RecomputeMode::Incremental
-            && let Some(reason) = plan.incremental_blocker(previous)
-        {
-            plan.mode = RecomputeMode::Full;
-            plan.full_reason = Some(reason);
+        match plan.incremental_blocker(previous) {
+            None => plan.builds_on_previous = true,
+            Some(reason) if requested == RecomputeMode::Incremental => {
+                plan.mode = RecomputeMode::Full;
+                plan.full_reason = Some(reason);
+            }
+            Some(_) => {}
         }
         plan
+    }
+
+    /// The previous run did not finish: nothing stored can be built on.
+    /// An incremental run becomes a full one, for `reason`.
+    pub fn previous_unfinished(&mut self, reason: String) {
+        self.builds_on_previous = false;
+        if self.mode == RecomputeMode::Incremental {
+            self.mode = RecomputeMode::Full;
+            self.full_reason = Some(reason);
+        }
+    }
+
+    /// After a full run's figures: this plan, or, when the `todo`
+    /// customers to rank one by one (those whose figures changed, and the
+    /// marked) are many (at least [`MANY_TO_RANK`]) and a tenth or more of
+    /// the `recomputed`, one that ranks and evaluates everyone, which then
+    /// costs less.
+    pub fn after_figures(&self, todo: u64, recomputed: u64) -> std::borrow::Cow<'_, SegmentPlan> {
+        if self.mode == RecomputeMode::Full
+            && self.builds_on_previous
+            && todo >= MANY_TO_RANK
+            && todo.saturating_mul(10) >= recomputed
+        {
+            std::borrow::Cow::Owned(self.ranking_everyone())
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+
+    /// This plan, building on nothing stored: a full run ranks and
+    /// evaluates everyone.
+    pub fn ranking_everyone(&self) -> SegmentPlan {
+        SegmentPlan {
+            builds_on_previous: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether a full run ranks and evaluates every customer (see
+    /// [`SegmentPlan::builds_on_previous`]).
+    pub fn ranks_everyone(&self) -> bool {
+        self.mode == RecomputeMode::Full && !self.builds_on_previous
     }
 
     /// Why the stored figures cannot simply be brought up to date, if so.
@@ -286,12 +344,12 @@ impl SegmentPlan {
     }
 
     /// Whether a custom segment must be evaluated over every customer: in a
-    /// full run, for a new or changed definition, and when it reads a
-    /// date-dependent attribute and the date moved. Otherwise only the
-    /// customers whose attributes this run changed can have entered or left
-    /// it.
+    /// run that ranks everyone, for a new or changed definition, and when it
+    /// reads a date-dependent attribute and the date moved. Otherwise only
+    /// the customers whose attributes or record this run changed can have
+    /// entered or left it.
     pub fn evaluate_all(&self, segment: &CustomSegment) -> bool {
-        self.mode == RecomputeMode::Full
+        self.ranks_everyone()
             || self.previous_custom.get(&segment.name).map(String::as_str)
                 != Some(segment.expr.source())
             || (segment.expr.depends_on_today() && self.today_moved)
@@ -405,5 +463,46 @@ mod tests {
         );
         assert_eq!(p.mode, RecomputeMode::Full);
         assert!(p.full_reason.unwrap().contains("earlier"));
+    }
+
+    /// A full run builds on the previous one only when an incremental run
+    /// could, and ranks everyone once many customers changed.
+    #[test]
+    fn a_full_run_builds_on_a_finished_run_with_the_same_rules() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap();
+        let file = SegmentsFile::defaults();
+        let plan = |mode, previous: Option<&SegmentState>| {
+            SegmentPlan::new(&file, &[], Shanghai, now, mode, previous)
+        };
+        let full = |previous| plan(RecomputeMode::Full, previous);
+        assert!(full(None).ranks_everyone());
+        let state = full(None).finished_state(now);
+        let p = full(Some(&state));
+        assert!(p.builds_on_previous && !p.ranks_everyone());
+        let mut other_rules = state.clone();
+        other_rules.rules.push('x');
+        assert!(full(Some(&other_rules)).ranks_everyone());
+        let mut stopped = full(Some(&state));
+        stopped.previous_unfinished("stopped".into());
+        assert!(stopped.ranks_everyone());
+        assert_eq!(stopped.full_reason, None, "a full run was asked for");
+
+        // Many to rank one by one: a tenth of the customers, and at least
+        // MANY_TO_RANK.
+        assert!(
+            !p.after_figures(MANY_TO_RANK - 1, MANY_TO_RANK)
+                .ranks_everyone()
+        );
+        assert!(
+            p.after_figures(MANY_TO_RANK, 10 * MANY_TO_RANK)
+                .ranks_everyone()
+        );
+        assert!(
+            !p.after_figures(MANY_TO_RANK, 10 * MANY_TO_RANK + 1)
+                .ranks_everyone()
+        );
+        assert!(p.after_figures(u64::MAX, 1_000_000).ranks_everyone());
+        let incremental = plan(RecomputeMode::Incremental, Some(&state));
+        assert!(!incremental.after_figures(u64::MAX, 1).ranks_everyone());
     }
 }

@@ -590,6 +590,25 @@ pub const FIGURE_COLUMNS: &str = "customer_id, store_key, joined_at, joined_day,
     first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart, \
     next_change_day, computed_day, computed_at";
 
+/// The columns of [`FIGURE_COLUMNS`] that decide whether a customer's row
+/// changed: all but the key and when it was computed.
+pub const COMPARED_FIGURES: [&str; 14] = [
+    "store_key",
+    "joined_at",
+    "joined_day",
+    "order_count",
+    "total_spent_fen",
+    "order_count_90d",
+    "spent_90d_fen",
+    "spent_365d_fen",
+    "first_order_at",
+    "last_order_at",
+    "first_order_day",
+    "last_order_day",
+    "favorite_daypart",
+    "next_change_day",
+];
+
 /// The `FROM` of a pass finding the members of `segments`: every customer
 /// (`all`) or those of `seg_cand` (outside, the others looked up by key).
 /// Most expressions read only computed attributes: the customer record is

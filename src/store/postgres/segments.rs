@@ -24,6 +24,10 @@ use tokio::sync::Mutex;
 
 type Conn = PoolConnection<Postgres>;
 
+/// Keys of changed rows a full run notes at most (4 MB or so): more, and it
+/// ranks everyone (see `SegmentPlan::after_figures`).
+const NOTED_AT_MOST: usize = 100_000;
+
 /// How long a full run waits for its first extra connection.
 const EXTRA_LANE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -90,9 +94,16 @@ impl PgStore {
             .execute(&mut *conn)
             .await?;
         }
+        // A fill ranks everyone as it writes them.
+        let plan = &*if fill {
+            std::borrow::Cow::Owned(plan.ranking_everyone())
+        } else {
+            std::borrow::Cow::Borrowed(plan)
+        };
         let mut outcome = SegmentOutcome::default();
         let started = std::time::Instant::now();
-        let (recomputed, changed, bounds) = phase_a(&mut conn, &mut lanes, plan, fill).await?;
+        let (recomputed, changed, bounds, todo) =
+            phase_a(&mut conn, &mut lanes, plan, fill).await?;
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             recomputed,
@@ -101,6 +112,7 @@ impl PgStore {
         );
         outcome.recomputed = recomputed;
         outcome.changed = changed;
+        let plan = &*plan.after_figures(todo, recomputed);
         let started = std::time::Instant::now();
         let (changed, transitions) = phase_b(&mut conn, &mut lanes, plan, &bounds, fill).await?;
         // The lanes stay for the indexes' build at the end.
@@ -475,19 +487,20 @@ WHERE (ca.store_key, ca.joined_at, ca.joined_day, ca.order_count, ca.total_spent
 /// Phase A: every customer's order figures (a full run, over all lanes) or
 /// those of the marked and due customers (an incremental run, on `conn`).
 /// A first full run (`fill`) writes them into `segment_fill`. Returns the
-/// customers recomputed, the rows of `customer_attributes` changed and, for
-/// a full run, the upper bound of each batch in id order.
+/// customers recomputed, the rows of `customer_attributes` changed, for a
+/// full run the upper bound of each batch in id order, and the customers
+/// in `seg_todo` to rank one by one (`u64::MAX` when too many to note).
 async fn phase_a(
     conn: &mut Conn,
     lanes: &mut [Conn],
     plan: &SegmentPlan,
     fill: bool,
-) -> Result<(u64, u64, Vec<String>), StoreError> {
+) -> Result<(u64, u64, Vec<String>, u64), StoreError> {
     let sql = phase_a_sql(plan, fill);
     match plan.mode {
         RecomputeMode::Incremental => {
             let (recomputed, changed) = incremental_figures(conn, plan, &sql).await?;
-            Ok((recomputed, changed, Vec::new()))
+            Ok((recomputed, changed, Vec::new(), 0))
         }
         RecomputeMode::Full => {
             if fill {
@@ -496,12 +509,49 @@ async fn phase_a(
                     .execute(&mut **conn)
                     .await?;
             }
+            // Building on the previous run, the customers to rank one by
+            // one are the marked ones and those whose row changed: each
+            // batch returns the keys it wrote, noted up to `NOTED_AT_MOST`
+            // (more make the run rank everyone).
+            let noted = if plan.builds_on_previous {
+                for sql in [
+                    "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
+                    "TRUNCATE seg_todo",
+                    "INSERT INTO seg_todo SELECT customer_id FROM segment_dirty ON CONFLICT DO NOTHING",
+                ] {
+                    sqlx::query(sql).execute(&mut **conn).await?;
+                }
+                Some(Mutex::new(Some(Vec::new())))
+            } else {
+                None
+            };
+            let sql = match noted {
+                Some(_) => format!("{sql}\nRETURNING ca.customer_id"),
+                None => sql,
+            };
             let cursor = Mutex::new(Cursor::default());
             let work = std::iter::once(&mut *conn)
                 .chain(lanes.iter_mut())
-                .map(|c| figures_lane(c, &cursor, plan, &sql));
+                .map(|c| figures_lane(c, &cursor, plan, &sql, noted.as_ref()));
             let done = futures::future::try_join_all(work).await?;
             let (recomputed, changed) = done.iter().fold((0, 0), |(r, c), (a, b)| (r + a, c + b));
+            let todo = match noted.map(Mutex::into_inner) {
+                None => 0,
+                Some(None) => u64::MAX,
+                Some(Some(ids)) => {
+                    sqlx::query(
+                        "INSERT INTO seg_todo SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&ids)
+                    .execute(&mut **conn)
+                    .await?;
+                    sqlx::query("ANALYZE seg_todo").execute(&mut **conn).await?;
+                    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM seg_todo")
+                        .fetch_one(&mut **conn)
+                        .await?;
+                    u64::try_from(n).unwrap_or(0)
+                }
+            };
             // A fill's figures are not in customer_attributes yet.
             let changed = if fill { 0 } else { changed };
             let source = if fill {
@@ -517,7 +567,7 @@ async fn phase_a(
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok((recomputed, changed, cursor.into_inner().bounds))
+            Ok((recomputed, changed, cursor.into_inner().bounds, todo))
         }
     }
 }
@@ -540,6 +590,7 @@ async fn figures_lane(
     cursor: &Mutex<Cursor>,
     plan: &SegmentPlan,
     sql: &str,
+    noted: Option<&Mutex<Option<Vec<String>>>>,
 ) -> Result<(u64, u64), StoreError> {
     let (mut recomputed, mut changed) = (0u64, 0u64);
     loop {
@@ -564,7 +615,26 @@ async fn figures_lane(
             &hi,
         )
         .await?;
-        changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
+        match noted {
+            None => changed += in_range(&mut tx, sql, plan, &lo, &hi).await?,
+            Some(noted) => {
+                let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(plan.now)
+                    .bind(&lo)
+                    .bind(&hi)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                changed += ids.len() as u64;
+                let mut noted = noted.lock().await;
+                if let Some(all) = noted.as_mut() {
+                    if all.len() + ids.len() > NOTED_AT_MOST {
+                        *noted = None;
+                    } else {
+                        all.extend(ids);
+                    }
+                }
+            }
+        }
         tx.commit().await?;
     }
     Ok((recomputed, changed))
@@ -733,12 +803,12 @@ async fn phase_b(
                 .await?;
             done
         }
-        RecomputeMode::Incremental => {
+        _ if !plan.ranks_everyone() => {
             let bases = store_bases(conn).await?;
             let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
             vec![rank_lane(conn, plan, &scope, &params).await?]
         }
-        RecomputeMode::Full => {
+        RecomputeMode::Full | RecomputeMode::Incremental => {
             let slices = slices(bounds, 1 + lanes.len());
             let scopes: Vec<(RankScope, Vec<SqlParam>)> = if slices.len() <= 1 {
                 vec![RankScope::of(plan, None, Dialect::Postgres)]

@@ -69,6 +69,14 @@ impl SqliteStore {
         );
         outcome.recomputed = recomputed;
         outcome.changed = changed;
+        let todo: i64 = if plan.builds_on_previous {
+            sqlx::query_scalar("SELECT count(*) FROM seg_todo")
+                .fetch_one(&mut *conn)
+                .await?
+        } else {
+            0
+        };
+        let plan = &*plan.after_figures(u64::try_from(todo).unwrap_or(0), recomputed);
         let started = std::time::Instant::now();
         let (changed, transitions) = phase_b(&mut conn, plan).await?;
         tracing::debug!(
@@ -314,8 +322,16 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
             "x.id",
         ),
     };
+    // Only rows with a figure that changed are written: the comparison
+    // (one lookup by key) comes before the upsert, whose own conflict
+    // handling cost twice as much for every unchanged row.
+    let changed = segments_sql::COMPARED_FIGURES
+        .iter()
+        .map(|c| format!("a.{c} IS NOT p.{c}"))
+        .collect::<Vec<_>>()
+        .join("\n    OR ");
     format!(
-        r#"INSERT INTO customer_attributes ({columns})
+        r#"WITH p ({columns}) AS (
 SELECT id, store_key, joined_at, joined_day, n, spent,
     CASE WHEN n > 0 THEN CAST(ROUND(CAST(spent AS REAL) / n) AS INTEGER) END,
     n90, s90, s365, first_at, last_at, first_day, last_day,
@@ -338,7 +354,11 @@ FROM (SELECT id, store_key, joined_at, joined_day, today, {fields} FROM (
     LEFT JOIN orders o ON o.customer_id = c.id
     WHERE {range}
     GROUP BY {key}
-)) WHERE true
+)))
+INSERT INTO customer_attributes ({columns})
+SELECT p.* FROM p LEFT JOIN customer_attributes a ON a.customer_id = p.customer_id
+WHERE a.customer_id IS NULL
+    OR {changed}
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     joined_at = excluded.joined_at, joined_day = excluded.joined_day,
     order_count = excluded.order_count,
@@ -348,21 +368,7 @@ ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
     last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
     next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
-    computed_at = excluded.computed_at
-WHERE customer_attributes.store_key IS NOT excluded.store_key
-    OR customer_attributes.joined_at IS NOT excluded.joined_at
-    OR customer_attributes.joined_day IS NOT excluded.joined_day
-    OR customer_attributes.order_count IS NOT excluded.order_count
-    OR customer_attributes.total_spent_fen IS NOT excluded.total_spent_fen
-    OR customer_attributes.order_count_90d IS NOT excluded.order_count_90d
-    OR customer_attributes.spent_90d_fen IS NOT excluded.spent_90d_fen
-    OR customer_attributes.spent_365d_fen IS NOT excluded.spent_365d_fen
-    OR customer_attributes.first_order_at IS NOT excluded.first_order_at
-    OR customer_attributes.last_order_at IS NOT excluded.last_order_at
-    OR customer_attributes.first_order_day IS NOT excluded.first_order_day
-    OR customer_attributes.last_order_day IS NOT excluded.last_order_day
-    OR customer_attributes.favorite_daypart IS NOT excluded.favorite_daypart
-    OR customer_attributes.next_change_day IS NOT excluded.next_change_day"#,
+    computed_at = excluded.computed_at"#,
         columns = segments_sql::FIGURE_COLUMNS,
         morning = d.morning,
         noon = d.noon,
@@ -371,20 +377,44 @@ WHERE customer_attributes.store_key IS NOT excluded.store_key
     )
 }
 
+/// Triggers of this connection alone that note in `seg_todo` each customer
+/// whose row of `customer_attributes` phase A writes: it writes only rows
+/// that changed. (`OR IGNORE` would not do: the upsert's conflict policy
+/// overrides a trigger's.) The connection is closed after the run.
+const CHANGE_TRIGGERS: [&str; 2] = [
+    "CREATE TEMP TRIGGER seg_todo_inserted AFTER INSERT ON main.customer_attributes \
+     BEGIN INSERT INTO seg_todo SELECT NEW.customer_id \
+     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); END",
+    "CREATE TEMP TRIGGER seg_todo_updated AFTER UPDATE ON main.customer_attributes \
+     BEGIN INSERT INTO seg_todo SELECT NEW.customer_id \
+     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); END",
+];
+
 /// Phase A: order figures. Returns (customers recomputed, rows changed).
 async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
+    // The customers ranked and evaluated besides those a threshold or the
+    // date moved past (see `RankScope::Candidates`): the marked ones, and
+    // those recomputed (an incremental run) or whose figures changed (a
+    // full run building on the previous one, found by triggers as its
+    // rows are written).
+    let tracks = plan.mode == RecomputeMode::Full && plan.builds_on_previous;
+    if tracks || plan.mode == RecomputeMode::Incremental {
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
+            "DELETE FROM seg_todo",
+            "INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+    }
+    if tracks {
+        for sql in CHANGE_TRIGGERS {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+    }
     let driver = match plan.mode {
         RecomputeMode::Full => "customers",
         RecomputeMode::Incremental => {
-            for sql in [
-                "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
-                "DELETE FROM seg_todo",
-            ] {
-                sqlx::query(sql).execute(&mut **conn).await?;
-            }
-            sqlx::query("INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty")
-                .execute(&mut **conn)
-                .await?;
             sqlx::query(
                 r#"INSERT OR IGNORE INTO seg_todo
                    SELECT a.customer_id FROM customer_attributes a
@@ -468,6 +498,14 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         recomputed += u64::try_from(cleared).unwrap_or(0);
         lo = hi;
     }
+    if tracks {
+        for sql in [
+            "DROP TRIGGER temp.seg_todo_inserted",
+            "DROP TRIGGER temp.seg_todo_updated",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+    }
     if !incremental {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         rebuild_histogram(&mut tx, false).await?;
@@ -546,9 +584,10 @@ async fn phase_b(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     fill_thresholds(conn, plan).await?;
-    let bases = match plan.mode {
-        RecomputeMode::Full => None,
-        RecomputeMode::Incremental => Some(store_bases(conn).await?),
+    let bases = if plan.ranks_everyone() {
+        None
+    } else {
+        Some(store_bases(conn).await?)
     };
     let (scope, params) = RankScope::of(plan, bases.as_deref(), Dialect::Sqlite);
     sqlx::query(AssertSqlSafe(segments_sql::changes(
