@@ -381,10 +381,22 @@ pub(super) async fn next_bound(
         .await?)
 }
 
+/// Where phase A's statement writes a batch's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FiguresInto {
+    /// `segment_fill`, every row (a first full run).
+    Fill,
+    /// `customer_attributes`, the rows that changed.
+    Changed,
+    /// `customer_attributes`, the rows that changed, returning their keys
+    /// and noting their histogram values in `seg_hist_rows` (old ones with
+    /// -1, new ones with +1): a full run building on the previous one.
+    ChangedNoted,
+}
+
 /// Phase A's statement over a batch: the order figures of its customers,
-/// upserted into `customer_attributes` (only rows that changed are written),
-/// or, when `fill`, inserted into `segment_fill`.
-fn phase_a_sql(plan: &SegmentPlan, fill: bool) -> String {
+/// written as `into` says.
+fn phase_a_sql(plan: &SegmentPlan, into: FiguresInto) -> String {
     let d = &plan.rules.dayparts;
     // Each order's place is worked out once (the fence keeps PostgreSQL
     // from copying the expressions into every aggregate's filter): visible
@@ -420,33 +432,67 @@ fn phase_a_sql(plan: &SegmentPlan, fill: bool) -> String {
     // locked (nor logged) as the upsert's conflict check would (a batch of
     // 50,000 unchanged customers: 280 ms against 370 ms).
     let columns = segments_sql::FIGURE_COLUMNS;
-    let (target, select, compare) = if fill {
-        ("segment_fill".to_owned(), "", String::new())
-    } else {
-        let list = |t: &str| {
-            segments_sql::COMPARED_FIGURES
-                .iter()
-                .map(|c| format!("{t}.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        (
-            "customer_attributes AS ca".to_owned(),
-            "SELECT p.* FROM (",
-            format!(
-                r#") AS p ({columns})
+    let list = |t: &str, cols: &[&str]| {
+        cols.iter()
+            .map(|c| format!("{t}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let compared = &segments_sql::COMPARED_FIGURES;
+    let changed = format!(
+        r#") AS p ({columns})
 LEFT JOIN customer_attributes a
     ON a.customer_id = p.customer_id AND a.customer_id > $2 AND a.customer_id <= $3
 WHERE a.customer_id IS NULL
-    OR ({}) IS DISTINCT FROM ({}){UPSERT_FIGURES}"#,
-                list("a"),
-                list("p")
+    OR ({}) IS DISTINCT FROM ({})"#,
+        list("a", compared),
+        list("p", compared)
+    );
+    let hist = &HISTOGRAM_VALUES;
+    let (head, select, tail) = match into {
+        FiguresInto::Fill => (
+            format!("INSERT INTO segment_fill ({columns})\n"),
+            "",
+            String::new(),
+        ),
+        FiguresInto::Changed => (
+            format!("INSERT INTO customer_attributes AS ca ({columns})\n"),
+            "SELECT p.* FROM (",
+            format!("{changed}{UPSERT_FIGURES}"),
+        ),
+        FiguresInto::ChangedNoted => (
+            "WITH changed AS (\n".to_owned(),
+            "SELECT p.*, a.customer_id IS NOT NULL AS had, ",
+            format!(
+                r#"{changed}),
+noted AS (
+    INSERT INTO seg_hist_rows
+    SELECT {old}, -1 FROM changed WHERE had
+    UNION ALL SELECT {new}, 1 FROM changed)
+INSERT INTO customer_attributes AS ca ({columns})
+SELECT {columns} FROM changed{UPSERT_FIGURES}
+RETURNING ca.customer_id"#,
+                old = hist
+                    .iter()
+                    .map(|c| format!("old_{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                new = hist.join(", "),
             ),
-        )
+        ),
+    };
+    let select = match into {
+        FiguresInto::ChangedNoted => format!(
+            "{select}{} FROM (",
+            hist.iter()
+                .map(|c| format!("a.{c} AS old_{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => select.to_owned(),
     };
     format!(
-        r#"INSERT INTO {target} ({columns})
-{select}SELECT id, store_key, joined_at, joined_day, n, spent,
+        r#"{head}{select}SELECT id, store_key, joined_at, joined_day, n, spent,
     CASE WHEN n > 0 THEN round(spent::numeric / n)::bigint END,
     n90, s90, s365, first_at, last_at, first_day - DATE '1970-01-01', last_day - DATE '1970-01-01',
     CASE WHEN n = 0 THEN NULL
@@ -481,12 +527,21 @@ FROM (
         FROM ({orders}) o
     ) x
     WHERE {range}
-) agg{compare}"#,
+) agg{tail}"#,
     )
 }
 
-/// The conflict clause of phase A's upsert: a row is written only if a
-/// figure changed.
+/// The histogram's values of a row of `customer_attributes`, in the order
+/// of `seg_hist_rows`' columns (see `segments_sql::histogram_rows`).
+const HISTOGRAM_VALUES: [&str; 5] = [
+    "store_key",
+    "last_order_day",
+    "order_count",
+    "total_spent_fen",
+    "spent_365d_fen",
+];
+
+/// The conflict clause of phase A's upsert: only changed rows reach it.
 const UPSERT_FIGURES: &str = r#"
 ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     joined_at = excluded.joined_at, joined_day = excluded.joined_day,
@@ -497,15 +552,7 @@ ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
     last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
     next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
-    computed_at = excluded.computed_at
-WHERE (ca.store_key, ca.joined_at, ca.joined_day, ca.order_count, ca.total_spent_fen, ca.order_count_90d,
-       ca.spent_90d_fen, ca.spent_365d_fen, ca.first_order_at, ca.last_order_at,
-       ca.first_order_day, ca.last_order_day, ca.favorite_daypart, ca.next_change_day)
-   IS DISTINCT FROM
-      (excluded.store_key, excluded.joined_at, excluded.joined_day, excluded.order_count, excluded.total_spent_fen,
-       excluded.order_count_90d, excluded.spent_90d_fen, excluded.spent_365d_fen,
-       excluded.first_order_at, excluded.last_order_at, excluded.first_order_day,
-       excluded.last_order_day, excluded.favorite_daypart, excluded.next_change_day)"#;
+    computed_at = excluded.computed_at"#;
 
 /// Phase A: every customer's order figures (a full run, over all lanes) or
 /// those of the marked and due customers (an incremental run, on `conn`).
@@ -519,9 +566,9 @@ async fn phase_a(
     plan: &SegmentPlan,
     fill: bool,
 ) -> Result<(u64, u64, Vec<String>, u64), StoreError> {
-    let sql = phase_a_sql(plan, fill);
     match plan.mode {
         RecomputeMode::Incremental => {
+            let sql = phase_a_sql(plan, FiguresInto::Changed);
             let (recomputed, changed) = incremental_figures(conn, plan, &sql).await?;
             Ok((recomputed, changed, Vec::new(), 0))
         }
@@ -535,8 +582,9 @@ async fn phase_a(
             // Building on the previous run, the customers to rank one by
             // one are the marked ones and those whose row changed: each
             // batch returns the keys it wrote, noted up to `NOTED_AT_MOST`
-            // (more make the run rank everyone).
-            let noted = if plan.builds_on_previous {
+            // (more make the run rank everyone), and notes the histogram's
+            // changes in its lane's `seg_hist_rows`.
+            let noted = if plan.builds_on_previous && !fill {
                 for sql in [
                     "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
                     "TRUNCATE seg_todo",
@@ -544,20 +592,33 @@ async fn phase_a(
                 ] {
                     sqlx::query(sql).execute(&mut **conn).await?;
                 }
+                for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
+                    for sql in [
+                        segments_sql::histogram_rows_table(Dialect::Postgres),
+                        segments_sql::HISTOGRAM_ROWS_CLEAR,
+                    ] {
+                        sqlx::query(sql).execute(&mut **c).await?;
+                    }
+                }
                 Some(Mutex::new(Some(Vec::new())))
             } else {
                 None
             };
-            let sql = match noted {
-                Some(_) => format!("{sql}\nRETURNING ca.customer_id"),
-                None => sql,
-            };
+            let sql = phase_a_sql(
+                plan,
+                match (fill, &noted) {
+                    (true, _) => FiguresInto::Fill,
+                    (false, None) => FiguresInto::Changed,
+                    (false, Some(_)) => FiguresInto::ChangedNoted,
+                },
+            );
             let cursor = Mutex::new(Cursor::default());
             let work = std::iter::once(&mut *conn)
                 .chain(lanes.iter_mut())
                 .map(|c| figures_lane(c, &cursor, plan, &sql, noted.as_ref()));
             let done = futures::future::try_join_all(work).await?;
             let (recomputed, changed) = done.iter().fold((0, 0), |(r, c), (a, b)| (r + a, c + b));
+            let tracked = noted.is_some();
             let todo = match noted.map(Mutex::into_inner) {
                 None => 0,
                 Some(None) => u64::MAX,
@@ -577,19 +638,31 @@ async fn phase_a(
             };
             // A fill's figures are not in customer_attributes yet.
             let changed = if fill { 0 } else { changed };
-            let source = if fill {
-                "segment_fill"
+            if tracked {
+                // The histogram's changes each lane noted, one lane after
+                // the other (at once, they could deadlock on its rows).
+                for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
+                    let mut tx = c.begin().await?;
+                    for sql in segments_sql::histogram_apply() {
+                        sqlx::query(sql).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                }
             } else {
-                "customer_attributes"
-            };
-            let mut tx = conn.begin().await?;
-            sqlx::query(segments_sql::HISTOGRAM_CLEAR)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(AssertSqlSafe(segments_sql::pg_histogram_fill(source)))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+                let source = if fill {
+                    "segment_fill"
+                } else {
+                    "customer_attributes"
+                };
+                let mut tx = conn.begin().await?;
+                sqlx::query(segments_sql::HISTOGRAM_CLEAR)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(AssertSqlSafe(segments_sql::pg_histogram_fill(source)))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
             Ok((recomputed, changed, cursor.into_inner().bounds, todo))
         }
     }

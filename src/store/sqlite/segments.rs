@@ -377,17 +377,24 @@ ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
     )
 }
 
-/// Triggers of this connection alone that note in `seg_todo` each customer
-/// whose row of `customer_attributes` phase A writes: it writes only rows
-/// that changed. (`OR IGNORE` would not do: the upsert's conflict policy
+/// Triggers of this connection alone on the rows of `customer_attributes`
+/// phase A writes (it writes only rows that changed): each customer is
+/// noted in `seg_todo`, and its histogram values in `seg_hist_rows`, old
+/// ones to take away, new ones to add, which the batch then applies.
+/// (`OR IGNORE` would not do for `seg_todo`: the upsert's conflict policy
 /// overrides a trigger's.) The connection is closed after the run.
 const CHANGE_TRIGGERS: [&str; 2] = [
-    "CREATE TEMP TRIGGER seg_todo_inserted AFTER INSERT ON main.customer_attributes \
-     BEGIN INSERT INTO seg_todo SELECT NEW.customer_id \
-     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); END",
-    "CREATE TEMP TRIGGER seg_todo_updated AFTER UPDATE ON main.customer_attributes \
-     BEGIN INSERT INTO seg_todo SELECT NEW.customer_id \
-     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); END",
+    "CREATE TEMP TRIGGER seg_todo_inserted AFTER INSERT ON main.customer_attributes BEGIN \
+     INSERT INTO seg_todo SELECT NEW.customer_id \
+     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); \
+     INSERT INTO seg_hist_rows VALUES (NEW.store_key, NEW.last_order_day, NEW.order_count, \
+     NEW.total_spent_fen, NEW.spent_365d_fen, 1); END",
+    "CREATE TEMP TRIGGER seg_todo_updated AFTER UPDATE ON main.customer_attributes BEGIN \
+     INSERT INTO seg_todo SELECT NEW.customer_id \
+     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); \
+     INSERT INTO seg_hist_rows VALUES (OLD.store_key, OLD.last_order_day, OLD.order_count, \
+     OLD.total_spent_fen, OLD.spent_365d_fen, -1), (NEW.store_key, NEW.last_order_day, \
+     NEW.order_count, NEW.total_spent_fen, NEW.spent_365d_fen, 1); END",
 ];
 
 /// Phase A: order figures. Returns (customers recomputed, rows changed).
@@ -403,6 +410,14 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
             "DELETE FROM seg_todo",
             "INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty",
+        ] {
+            sqlx::query(sql).execute(&mut **conn).await?;
+        }
+    }
+    if tracks || plan.mode == RecomputeMode::Incremental {
+        for sql in [
+            segments_sql::histogram_rows_table(Dialect::Sqlite),
+            segments_sql::HISTOGRAM_ROWS_CLEAR,
         ] {
             sqlx::query(sql).execute(&mut **conn).await?;
         }
@@ -429,11 +444,6 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     let sql = phase_a_sql(plan);
     let incremental = plan.mode == RecomputeMode::Incremental;
-    if incremental {
-        sqlx::query(segments_sql::histogram_rows_table(Dialect::Sqlite))
-            .execute(&mut **conn)
-            .await?;
-    }
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     let size = match plan.mode {
@@ -457,9 +467,16 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             .rows_affected();
         if incremental {
             histogram_rows(&mut tx, 1, &lo, &hi).await?;
+        }
+        if incremental || tracks {
             for sql in segments_sql::histogram_apply() {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
+        }
+        if tracks {
+            sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
+                .execute(&mut *tx)
+                .await?;
         }
         let cleared = match plan.mode {
             RecomputeMode::Full => {
@@ -506,7 +523,9 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             sqlx::query(sql).execute(&mut **conn).await?;
         }
     }
-    if !incremental {
+    // A run building on the previous one brought the histogram up to date
+    // batch by batch; any other full run rebuilds it.
+    if !incremental && !tracks {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         rebuild_histogram(&mut tx, false).await?;
         tx.commit().await?;
