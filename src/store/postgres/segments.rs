@@ -580,15 +580,14 @@ async fn phase_a(
                     .await?;
             }
             // Building on the previous run, the customers to rank one by
-            // one are the marked ones and those whose row changed: each
-            // batch returns the keys it wrote, noted up to `NOTED_AT_MOST`
-            // (more make the run rank everyone), and notes the histogram's
-            // changes in its lane's `seg_hist_rows`.
+            // one are those whose marks a batch clears and those whose row
+            // it writes: each batch returns their keys, noted up to
+            // `NOTED_AT_MOST` (more make the run rank everyone), and notes
+            // the histogram's changes in its lane's `seg_hist_rows`.
             let noted = if plan.builds_on_previous && !fill {
                 for sql in [
                     "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
                     "TRUNCATE seg_todo",
-                    "INSERT INTO seg_todo SELECT customer_id FROM segment_dirty ON CONFLICT DO NOTHING",
                 ] {
                     sqlx::query(sql).execute(&mut **conn).await?;
                 }
@@ -703,17 +702,20 @@ async fn figures_lane(
             (std::mem::replace(&mut cur.lo, hi.clone()), hi)
         };
         let mut tx = conn.begin().await?;
-        recomputed += clear_marks(
+        let (n, marked) = clear_marks(
             &mut tx,
-            "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2",
+            "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2 RETURNING customer_id",
             "SELECT count(*) FROM customers WHERE id > $1 AND id <= $2",
             &lo,
             &hi,
         )
         .await?;
+        recomputed += n;
         match noted {
             None => changed += in_range(&mut tx, sql, plan, &lo, &hi).await?,
             Some(noted) => {
+                // Both the marked (a tag changed, say, which no figure
+                // shows) and those whose row changed.
                 let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
                     .bind(plan.now)
                     .bind(&lo)
@@ -723,10 +725,11 @@ async fn figures_lane(
                 changed += ids.len() as u64;
                 let mut noted = noted.lock().await;
                 if let Some(all) = noted.as_mut() {
-                    if all.len() + ids.len() > NOTED_AT_MOST {
+                    if all.len() + ids.len() + marked.len() > NOTED_AT_MOST {
                         *noted = None;
                     } else {
                         all.extend(ids);
+                        all.extend(marked);
                     }
                 }
             }
@@ -754,8 +757,9 @@ async fn in_range(
         .rows_affected())
 }
 
-/// Clear the dirty marks of a batch's customers (`delete`) and count them
-/// (`count`); placeholders of both: lo, hi. It comes first in the batch's
+/// Clear the dirty marks of a batch's customers (`delete`, returning the
+/// keys cleared) and count the customers (`count`); placeholders of both:
+/// lo, hi. Returns the count and the keys. It comes first in the batch's
 /// transaction, before the orders are read. A writer marking one of these
 /// customers either holds its mark before the delete (the delete waits for
 /// the writer's commit, and the read that follows sees its orders), or
@@ -769,18 +773,18 @@ async fn clear_marks(
     count: &'static str,
     lo: &str,
     hi: &str,
-) -> Result<u64, StoreError> {
-    sqlx::query(delete)
+) -> Result<(u64, Vec<String>), StoreError> {
+    let marked: Vec<String> = sqlx::query_scalar(delete)
         .bind(lo)
         .bind(hi)
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
     let n: i64 = sqlx::query_scalar(count)
         .bind(lo)
         .bind(hi)
         .fetch_one(&mut **tx)
         .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok((u64::try_from(n).unwrap_or(0), marked))
 }
 
 /// An incremental run's phase A: the marked customers and those due by the
@@ -823,12 +827,14 @@ async fn incremental_figures(
         probe_by_key(&mut tx).await?;
         recomputed += clear_marks(
             &mut tx,
-            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
+            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2) \
+             RETURNING customer_id",
             "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
             &lo,
             &hi,
         )
-        .await?;
+        .await?
+        .0;
         sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
             .execute(&mut *tx)
             .await?;

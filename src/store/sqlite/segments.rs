@@ -400,19 +400,24 @@ const CHANGE_TRIGGERS: [&str; 2] = [
 /// Phase A: order figures. Returns (customers recomputed, rows changed).
 async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
     // The customers ranked and evaluated besides those a threshold or the
-    // date moved past (see `RankScope::Candidates`): the marked ones, and
-    // those recomputed (an incremental run) or whose figures changed (a
-    // full run building on the previous one, found by triggers as its
-    // rows are written).
+    // date moved past (see `RankScope::Candidates`): the marked ones (an
+    // incremental run takes them now, a full run building on the previous
+    // one as each batch clears their marks), and those recomputed (an
+    // incremental run) or whose figures changed (a full run, found by
+    // triggers as its rows are written).
     let tracks = plan.mode == RecomputeMode::Full && plan.builds_on_previous;
     if tracks || plan.mode == RecomputeMode::Incremental {
         for sql in [
             "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
             "DELETE FROM seg_todo",
-            "INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty",
         ] {
             sqlx::query(sql).execute(&mut **conn).await?;
         }
+    }
+    if plan.mode == RecomputeMode::Incremental {
+        sqlx::query("INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty")
+            .execute(&mut **conn)
+            .await?;
     }
     if tracks || plan.mode == RecomputeMode::Incremental {
         for sql in [
@@ -486,6 +491,16 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
                         .bind(&hi)
                         .fetch_one(&mut *tx)
                         .await?;
+                if tracks {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty \
+                         WHERE customer_id > ? AND customer_id <= ?",
+                    )
+                    .bind(&lo)
+                    .bind(&hi)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query("DELETE FROM segment_dirty WHERE customer_id > ? AND customer_id <= ?")
                     .bind(&lo)
                     .bind(&hi)
