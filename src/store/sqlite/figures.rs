@@ -15,7 +15,8 @@
 //! Arguments, per order row: `amount_fen, ordered_at, local_date,
 //! local_minute` (all NULL for a customer without orders, under the LEFT
 //! JOIN), the store's `today`, and the daypart bounds `morning, noon,
-//! afternoon, evening` in minutes. The result holds the
+//! afternoon, evening` in minutes (these five are the same for all of a
+//! customer's orders, and read at its first). The result holds the
 //! [`OrderFigures::FIELDS`] in order, each NULL where a minimum or maximum
 //! has no order to come from: [`BLOB_LEN`] bytes, fifteen little-endian
 //! 64-bit integers and then a 16-bit little-endian mask of the NULL ones.
@@ -46,7 +47,8 @@ pub struct OrderRow {
 }
 
 /// The store's day and the daypart bounds the figures are taken at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FigureWindow {
     pub today: i64,
     pub morning: i64,
@@ -233,6 +235,18 @@ pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
     }
 }
 
+/// What SQLite keeps per customer: the running figures, and the window,
+/// read from the arguments of the customer's first order only: they are the
+/// same for all of its orders, and reading them for each order cost about
+/// 0.1 s per ten million orders. All zeroes is the empty state.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct Running {
+    figures: OrderFigures,
+    window: FigureWindow,
+    has_window: bool,
+}
+
 unsafe extern "C" fn step(
     ctx: *mut ffi::sqlite3_context,
     argc: c_int,
@@ -245,8 +259,8 @@ unsafe extern "C" fn step(
     // SAFETY: the values are arguments of this call.
     let int = |i: usize| unsafe { functions::int(args[i]) };
     // SAFETY: `ctx` is this call's context; all-zero bytes are a valid
-    // OrderFigures (its `Default`).
-    let Some(acc) = (unsafe { functions::aggregate_state::<OrderFigures>(ctx, true) }) else {
+    // Running (its `Default`).
+    let Some(acc) = (unsafe { functions::aggregate_state::<Running>(ctx, true) }) else {
         // SAFETY: as above.
         unsafe { ffi::sqlite3_result_error_nomem(ctx) };
         return;
@@ -257,29 +271,32 @@ unsafe extern "C" fn step(
     else {
         return;
     };
-    let window = FigureWindow {
-        today: int(4).unwrap_or(i64::MIN),
-        morning: int(5).unwrap_or(0),
-        noon: int(6).unwrap_or(0),
-        afternoon: int(7).unwrap_or(0),
-        evening: int(8).unwrap_or(0),
-    };
-    acc.push(
+    if !acc.has_window {
+        acc.window = FigureWindow {
+            today: int(4).unwrap_or(i64::MIN),
+            morning: int(5).unwrap_or(0),
+            noon: int(6).unwrap_or(0),
+            afternoon: int(7).unwrap_or(0),
+            evening: int(8).unwrap_or(0),
+        };
+        acc.has_window = true;
+    }
+    acc.figures.push(
         OrderRow {
             amount_fen,
             ordered_at,
             local_date,
             local_minute,
         },
-        window,
+        acc.window,
     );
 }
 
 unsafe extern "C" fn finish(ctx: *mut ffi::sqlite3_context) {
     // SAFETY: `ctx` is this call's context; a group that never stepped
     // gets no allocation, and the defaults.
-    let figures = unsafe { functions::aggregate_state::<OrderFigures>(ctx, false) }
-        .copied()
+    let figures = unsafe { functions::aggregate_state::<Running>(ctx, false) }
+        .map(|r| r.figures)
         .unwrap_or_default();
     if figures.overflow {
         // SAFETY: `ctx` is this call's context.
