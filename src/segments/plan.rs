@@ -268,11 +268,7 @@ impl SegmentPlan {
     /// the `recomputed`, one that ranks and evaluates everyone, which then
     /// costs less.
     pub fn after_figures(&self, todo: u64, recomputed: u64) -> std::borrow::Cow<'_, SegmentPlan> {
-        if self.mode == RecomputeMode::Full
-            && self.builds_on_previous
-            && todo >= MANY_TO_RANK
-            && todo.saturating_mul(10) >= recomputed
-        {
+        if self.notes_changes() && todo >= MANY_TO_RANK && todo.saturating_mul(10) >= recomputed {
             std::borrow::Cow::Owned(self.ranking_everyone())
         } else {
             std::borrow::Cow::Borrowed(self)
@@ -286,6 +282,13 @@ impl SegmentPlan {
             builds_on_previous: false,
             ..self.clone()
         }
+    }
+
+    /// Whether this is a full run building on the previous one: its phase
+    /// A notes the customers it must rank (those whose rows it writes, and
+    /// the marked) and brings the histogram up to date by their changes.
+    pub fn notes_changes(&self) -> bool {
+        self.mode == RecomputeMode::Full && self.builds_on_previous
     }
 
     /// Whether a full run ranks and evaluates every customer (see

@@ -184,11 +184,31 @@ pub fn histogram_rows(dialect: Dialect, d: i32) -> String {
         Dialect::Postgres => ("$1", "$2"),
     };
     format!(
-        "INSERT INTO seg_hist_rows SELECT a.store_key, a.last_order_day, a.order_count, \
-         a.total_spent_fen, a.spent_365d_fen, {d} FROM seg_todo x \
+        "INSERT INTO seg_hist_rows SELECT {values}, {d} FROM seg_todo x \
          {join} customer_attributes a ON a.customer_id = x.id WHERE x.id > {lo} AND x.id <= {hi}",
+        values = histogram_values("a."),
         join = ordered_join(dialect),
     )
+}
+
+/// The histogram's values of a row of `customer_attributes`, in the order
+/// of `seg_hist_rows`' columns.
+pub const HISTOGRAM_VALUE_COLUMNS: [&str; 5] = [
+    "store_key",
+    "last_order_day",
+    "order_count",
+    "total_spent_fen",
+    "spent_365d_fen",
+];
+
+/// [`HISTOGRAM_VALUE_COLUMNS`] as a select-list, each column named `{prefix}{column}`
+/// (`a.`, `NEW.`, `old_`, …).
+pub fn histogram_values(prefix: &str) -> String {
+    HISTOGRAM_VALUE_COLUMNS
+        .iter()
+        .map(|c| format!("{prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Statements that add the changes recorded in `seg_hist_rows` to
@@ -608,6 +628,20 @@ pub const COMPARED_FIGURES: [&str; 14] = [
     "favorite_daypart",
     "next_change_day",
 ];
+
+/// The conflict clause of phase A's upsert (both dialects): only rows whose
+/// figures changed reach it, compared with the stored ones beforehand.
+pub const UPSERT_FIGURES: &str = r#"
+ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
+    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
+    order_count = excluded.order_count,
+    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
+    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
+    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
+    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
+    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
+    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
+    computed_at = excluded.computed_at"#;
 
 /// The `FROM` of a pass finding the members of `segments`: every customer
 /// (`all`) or those of `seg_cand` (outside, the others looked up by key).

@@ -448,21 +448,25 @@ WHERE a.customer_id IS NULL
         list("a", compared),
         list("p", compared)
     );
-    let hist = &HISTOGRAM_VALUES;
-    let (head, select, tail) = match into {
+    let upsert = segments_sql::UPSERT_FIGURES;
+    let (head, tail) = match into {
         FiguresInto::Fill => (
             format!("INSERT INTO segment_fill ({columns})\n"),
-            "",
             String::new(),
         ),
         FiguresInto::Changed => (
-            format!("INSERT INTO customer_attributes AS ca ({columns})\n"),
-            "SELECT p.* FROM (",
-            format!("{changed}{UPSERT_FIGURES}"),
+            format!("INSERT INTO customer_attributes AS ca ({columns})\nSELECT p.* FROM ("),
+            format!("{changed}{upsert}"),
         ),
         FiguresInto::ChangedNoted => (
-            "WITH changed AS (\n".to_owned(),
-            "SELECT p.*, a.customer_id IS NOT NULL AS had, ",
+            format!(
+                "WITH changed AS (\nSELECT p.*, a.customer_id IS NOT NULL AS had, {old_values} FROM (",
+                old_values = segments_sql::HISTOGRAM_VALUE_COLUMNS
+                    .iter()
+                    .map(|c| format!("a.{c} AS old_{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             format!(
                 r#"{changed}),
 noted AS (
@@ -470,29 +474,15 @@ noted AS (
     SELECT {old}, -1 FROM changed WHERE had
     UNION ALL SELECT {new}, 1 FROM changed)
 INSERT INTO customer_attributes AS ca ({columns})
-SELECT {columns} FROM changed{UPSERT_FIGURES}
+SELECT {columns} FROM changed{upsert}
 RETURNING ca.customer_id"#,
-                old = hist
-                    .iter()
-                    .map(|c| format!("old_{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                new = hist.join(", "),
+                old = segments_sql::histogram_values("old_"),
+                new = segments_sql::histogram_values(""),
             ),
         ),
     };
-    let select = match into {
-        FiguresInto::ChangedNoted => format!(
-            "{select}{} FROM (",
-            hist.iter()
-                .map(|c| format!("a.{c} AS old_{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        _ => select.to_owned(),
-    };
     format!(
-        r#"{head}{select}SELECT id, store_key, joined_at, joined_day, n, spent,
+        r#"{head}SELECT id, store_key, joined_at, joined_day, n, spent,
     CASE WHEN n > 0 THEN round(spent::numeric / n)::bigint END,
     n90, s90, s365, first_at, last_at, first_day - DATE '1970-01-01', last_day - DATE '1970-01-01',
     CASE WHEN n = 0 THEN NULL
@@ -531,29 +521,6 @@ FROM (
     )
 }
 
-/// The histogram's values of a row of `customer_attributes`, in the order
-/// of `seg_hist_rows`' columns (see `segments_sql::histogram_rows`).
-const HISTOGRAM_VALUES: [&str; 5] = [
-    "store_key",
-    "last_order_day",
-    "order_count",
-    "total_spent_fen",
-    "spent_365d_fen",
-];
-
-/// The conflict clause of phase A's upsert: only changed rows reach it.
-const UPSERT_FIGURES: &str = r#"
-ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
-    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
-    order_count = excluded.order_count,
-    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
-    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
-    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
-    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
-    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
-    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
-    computed_at = excluded.computed_at"#;
-
 /// Phase A: every customer's order figures (a full run, over all lanes) or
 /// those of the marked and due customers (an incremental run, on `conn`).
 /// A first full run (`fill`) writes them into `segment_fill`. Returns the
@@ -584,7 +551,14 @@ async fn phase_a(
             // it writes: each batch returns their keys, noted up to
             // `NOTED_AT_MOST` (more make the run rank everyone), and notes
             // the histogram's changes in its lane's `seg_hist_rows`.
-            let noted = if plan.builds_on_previous && !fill {
+            let into = if fill {
+                FiguresInto::Fill
+            } else if plan.notes_changes() {
+                FiguresInto::ChangedNoted
+            } else {
+                FiguresInto::Changed
+            };
+            let noted = if into == FiguresInto::ChangedNoted {
                 for sql in [
                     "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT COLLATE \"C\" PRIMARY KEY)",
                     "TRUNCATE seg_todo",
@@ -603,14 +577,7 @@ async fn phase_a(
             } else {
                 None
             };
-            let sql = phase_a_sql(
-                plan,
-                match (fill, &noted) {
-                    (true, _) => FiguresInto::Fill,
-                    (false, None) => FiguresInto::Changed,
-                    (false, Some(_)) => FiguresInto::ChangedNoted,
-                },
-            );
+            let sql = phase_a_sql(plan, into);
             let cursor = Mutex::new(Cursor::default());
             let work = std::iter::once(&mut *conn)
                 .chain(lanes.iter_mut())
@@ -892,49 +859,45 @@ async fn phase_b(
         }
         write_thresholds(c, &thresholds).await?;
     }
-    let done = match plan.mode {
-        RecomputeMode::Full if fill => {
-            let sql = fill_sql(plan);
-            let batches = Mutex::new(batches(bounds));
-            let work = std::iter::once(&mut *conn)
-                .chain(lanes.iter_mut())
-                .map(|c| fill_lane(c, &batches, plan, &sql));
-            let done = futures::future::try_join_all(work).await?;
-            sqlx::query("TRUNCATE segment_fill")
-                .execute(&mut **conn)
-                .await?;
-            done
-        }
-        _ if !plan.ranks_everyone() => {
-            let bases = store_bases(conn).await?;
-            let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
-            vec![rank_lane(conn, plan, &scope, &params).await?]
-        }
-        RecomputeMode::Full | RecomputeMode::Incremental => {
-            let slices = slices(bounds, 1 + lanes.len());
-            let scopes: Vec<(RankScope, Vec<SqlParam>)> = if slices.len() <= 1 {
-                vec![RankScope::of(plan, None, Dialect::Postgres)]
-            } else {
-                slices
-                    .into_iter()
-                    .map(|(lo, hi)| match hi {
-                        Some(hi) => (
-                            RankScope::Where("a.customer_id > $1 AND a.customer_id <= $2".into()),
-                            vec![SqlParam::Text(lo), SqlParam::Text(hi)],
-                        ),
-                        None => (
-                            RankScope::Where("a.customer_id > $1".into()),
-                            vec![SqlParam::Text(lo)],
-                        ),
-                    })
-                    .collect()
-            };
-            let work = std::iter::once(&mut *conn)
-                .chain(lanes.iter_mut())
-                .zip(&scopes)
-                .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
-            futures::future::try_join_all(work).await?
-        }
+    let done = if fill {
+        let sql = fill_sql(plan);
+        let batches = Mutex::new(batches(bounds));
+        let work = std::iter::once(&mut *conn)
+            .chain(lanes.iter_mut())
+            .map(|c| fill_lane(c, &batches, plan, &sql));
+        let done = futures::future::try_join_all(work).await?;
+        sqlx::query("TRUNCATE segment_fill")
+            .execute(&mut **conn)
+            .await?;
+        done
+    } else if !plan.ranks_everyone() {
+        let bases = store_bases(conn).await?;
+        let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
+        vec![rank_lane(conn, plan, &scope, &params).await?]
+    } else {
+        let slices = slices(bounds, 1 + lanes.len());
+        let scopes: Vec<(RankScope, Vec<SqlParam>)> = if slices.len() <= 1 {
+            vec![RankScope::of(plan, None, Dialect::Postgres)]
+        } else {
+            slices
+                .into_iter()
+                .map(|(lo, hi)| match hi {
+                    Some(hi) => (
+                        RankScope::Where("a.customer_id > $1 AND a.customer_id <= $2".into()),
+                        vec![SqlParam::Text(lo), SqlParam::Text(hi)],
+                    ),
+                    None => (
+                        RankScope::Where("a.customer_id > $1".into()),
+                        vec![SqlParam::Text(lo)],
+                    ),
+                })
+                .collect()
+        };
+        let work = std::iter::once(&mut *conn)
+            .chain(lanes.iter_mut())
+            .zip(&scopes)
+            .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
+        futures::future::try_join_all(work).await?
     };
     let mut tx = conn.begin().await?;
     for sql in segments_sql::save_state() {

@@ -69,7 +69,7 @@ impl SqliteStore {
         );
         outcome.recomputed = recomputed;
         outcome.changed = changed;
-        let todo: i64 = if plan.builds_on_previous {
+        let todo: i64 = if plan.notes_changes() {
             sqlx::query_scalar("SELECT count(*) FROM seg_todo")
                 .fetch_one(&mut *conn)
                 .await?
@@ -358,17 +358,8 @@ FROM (SELECT id, store_key, joined_at, joined_day, today, {fields} FROM (
 INSERT INTO customer_attributes ({columns})
 SELECT p.* FROM p LEFT JOIN customer_attributes a ON a.customer_id = p.customer_id
 WHERE a.customer_id IS NULL
-    OR {changed}
-ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
-    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
-    order_count = excluded.order_count,
-    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
-    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
-    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
-    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
-    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
-    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
-    computed_at = excluded.computed_at"#,
+    OR {changed}{upsert}"#,
+        upsert = segments_sql::UPSERT_FIGURES,
         columns = segments_sql::FIGURE_COLUMNS,
         morning = d.morning,
         noon = d.noon,
@@ -383,19 +374,24 @@ ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
 /// ones to take away, new ones to add, which the batch then applies.
 /// (`OR IGNORE` would not do for `seg_todo`: the upsert's conflict policy
 /// overrides a trigger's.) The connection is closed after the run.
-const CHANGE_TRIGGERS: [&str; 2] = [
-    "CREATE TEMP TRIGGER seg_todo_inserted AFTER INSERT ON main.customer_attributes BEGIN \
-     INSERT INTO seg_todo SELECT NEW.customer_id \
-     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); \
-     INSERT INTO seg_hist_rows VALUES (NEW.store_key, NEW.last_order_day, NEW.order_count, \
-     NEW.total_spent_fen, NEW.spent_365d_fen, 1); END",
-    "CREATE TEMP TRIGGER seg_todo_updated AFTER UPDATE ON main.customer_attributes BEGIN \
-     INSERT INTO seg_todo SELECT NEW.customer_id \
-     WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id); \
-     INSERT INTO seg_hist_rows VALUES (OLD.store_key, OLD.last_order_day, OLD.order_count, \
-     OLD.total_spent_fen, OLD.spent_365d_fen, -1), (NEW.store_key, NEW.last_order_day, \
-     NEW.order_count, NEW.total_spent_fen, NEW.spent_365d_fen, 1); END",
-];
+fn change_triggers() -> [String; 2] {
+    let note = "INSERT INTO seg_todo SELECT NEW.customer_id \
+                WHERE NOT EXISTS (SELECT 1 FROM seg_todo WHERE id = NEW.customer_id);";
+    let (old, new) = (
+        segments_sql::histogram_values("OLD."),
+        segments_sql::histogram_values("NEW."),
+    );
+    [
+        format!(
+            "CREATE TEMP TRIGGER seg_todo_inserted AFTER INSERT ON main.customer_attributes \
+             BEGIN {note} INSERT INTO seg_hist_rows VALUES ({new}, 1); END"
+        ),
+        format!(
+            "CREATE TEMP TRIGGER seg_todo_updated AFTER UPDATE ON main.customer_attributes \
+             BEGIN {note} INSERT INTO seg_hist_rows VALUES ({old}, -1), ({new}, 1); END"
+        ),
+    ]
+}
 
 /// Phase A: order figures. Returns (customers recomputed, rows changed).
 async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
@@ -405,36 +401,28 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     // one as each batch clears their marks), and those recomputed (an
     // incremental run) or whose figures changed (a full run, found by
     // triggers as its rows are written).
-    let tracks = plan.mode == RecomputeMode::Full && plan.builds_on_previous;
-    if tracks || plan.mode == RecomputeMode::Incremental {
+    let tracks = plan.notes_changes();
+    let incremental = plan.mode == RecomputeMode::Incremental;
+    if tracks || incremental {
         for sql in [
             "CREATE TEMP TABLE IF NOT EXISTS seg_todo (id TEXT PRIMARY KEY) WITHOUT ROWID",
             "DELETE FROM seg_todo",
-        ] {
-            sqlx::query(sql).execute(&mut **conn).await?;
-        }
-    }
-    if plan.mode == RecomputeMode::Incremental {
-        sqlx::query("INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty")
-            .execute(&mut **conn)
-            .await?;
-    }
-    if tracks || plan.mode == RecomputeMode::Incremental {
-        for sql in [
             segments_sql::histogram_rows_table(Dialect::Sqlite),
-            segments_sql::HISTOGRAM_ROWS_CLEAR,
         ] {
             sqlx::query(sql).execute(&mut **conn).await?;
         }
     }
     if tracks {
-        for sql in CHANGE_TRIGGERS {
-            sqlx::query(sql).execute(&mut **conn).await?;
+        for sql in change_triggers() {
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
         }
     }
     let driver = match plan.mode {
         RecomputeMode::Full => "customers",
         RecomputeMode::Incremental => {
+            sqlx::query("INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty")
+                .execute(&mut **conn)
+                .await?;
             sqlx::query(
                 r#"INSERT OR IGNORE INTO seg_todo
                    SELECT a.customer_id FROM customer_attributes a
@@ -448,7 +436,6 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         }
     };
     let sql = phase_a_sql(plan);
-    let incremental = plan.mode == RecomputeMode::Incremental;
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     let size = match plan.mode {
@@ -457,10 +444,12 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
     };
     while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        if incremental {
+        if incremental || tracks {
             sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if incremental {
             histogram_rows(&mut tx, -1, &lo, &hi).await?;
         }
         changed += sqlx::query(AssertSqlSafe(sql.clone()))
@@ -477,11 +466,6 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
             for sql in segments_sql::histogram_apply() {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
-        }
-        if tracks {
-            sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
-                .execute(&mut *tx)
-                .await?;
         }
         let cleared = match plan.mode {
             RecomputeMode::Full => {
