@@ -628,7 +628,7 @@ async fn runs_follow_every_change(store: SharedStore, mode: RecomputeMode) {
 /// first run fills the empty table (each row written once, ranked) and the
 /// one after it compares with the stored rows: the two ways agree.
 async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedStore) {
-    ten_buyers(&store).await;
+    let sh = ten_buyers(&store).await;
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
     ids.extend(["N1".into(), "N2".into()]);
     let dir = Path::new("/nonexistent-campaigns");
@@ -646,6 +646,53 @@ async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedSto
     );
     let after_small = snapshot_in(&store, dir, &ids, NOW).await;
     full_run_changes_nothing(&store, dir, &ids, NOW, &after_small, "after small batches").await;
+
+    // A full run building on that one, in batches of two over every
+    // connection: each batch notes its changed customers and histogram
+    // changes, which must add up to what a run ranking everyone finds.
+    let later = "2026-11-24T12:00:00+08:00";
+    let orders: Vec<Order> = [("C01", "60"), ("C01", "70"), ("C06", "5"), ("N1", "30")]
+        .iter()
+        .enumerate()
+        .map(|(k, (c, y))| {
+            order(
+                &format!("later-{k}"),
+                c,
+                &sh,
+                "2026-11-24T09:00:00+08:00",
+                y,
+            )
+        })
+        .collect();
+    store.upsert_orders(&orders, t(later)).await.unwrap();
+    let mut plan = job::plan(
+        store.as_ref(),
+        &file,
+        SHANGHAI,
+        t(later),
+        RecomputeMode::Full,
+    )
+    .await
+    .unwrap();
+    assert!(plan.notes_changes(), "{:?}", plan.full_reason);
+    plan.batch_size = 2;
+    plan.scattered_batch_size = 2;
+    let noted = store.recompute_segments(&plan).await.unwrap();
+    assert_eq!(noted.recomputed, 12);
+    assert!(
+        noted.transitions > 0,
+        "N1 ordered: she is no longer churned"
+    );
+    let after_noted = snapshot_in(&store, dir, &ids, later).await;
+    full_run_changes_nothing(
+        &store,
+        dir,
+        &ids,
+        later,
+        &after_noted,
+        "after small noted batches",
+    )
+    .await;
 }
 
 async fn birthdays_count_down_in_local_days(store: SharedStore) {
