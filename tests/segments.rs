@@ -207,6 +207,34 @@ async fn quintiles_follow_rank_and_ties_share_a_score(store: SharedStore) {
     assert_eq!(c4.f_score, Some(2));
 }
 
+/// Customers of SH-001 who joined on 2025-01-01, each with orders given as
+/// (local time, yuan): the k-th on 2026-11-(10 + k).
+async fn customers_with_orders(
+    store: &SharedStore,
+    sh: &StoreInfo,
+    cases: &[(&str, &[(&str, &str)])],
+) {
+    let customers: Vec<Customer> = cases
+        .iter()
+        .map(|(id, _)| customer(id, "SH-001", "2025-01-01T00:00:00+08:00"))
+        .collect();
+    store
+        .upsert_customers(&customers, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut orders = Vec::new();
+    for (id, times) in cases {
+        for (k, (hhmm, yuan)) in times.iter().enumerate() {
+            let at = format!("2026-11-{:02}T{hhmm}:00+08:00", 10 + k);
+            orders.push(order(&format!("{id}-{k}"), id, sh, &at, yuan));
+        }
+    }
+    store
+        .upsert_orders(&orders, t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+}
+
 /// A customer's favourite daypart counts visits by their local minute in
 /// half-open dayparts (05:00 morning, 11:00 noon, 14:00 afternoon, 17:00
 /// evening, which runs past midnight until 05:00); a tie goes to the earlier
@@ -248,21 +276,9 @@ async fn dayparts_count_visits_within_their_edges(store: SharedStore) {
         ("D4", &[("17:00", "10"), ("05:00", "10")], "morning"),
         ("D5", &[("17:00", "10"), ("16:59", "10")], "afternoon"),
     ];
-    let customers: Vec<Customer> = cases
-        .iter()
-        .map(|(id, _, _)| customer(id, "SH-001", "2025-01-01T00:00:00+08:00"))
-        .collect();
-    store
-        .upsert_customers(&customers, t("2026-01-01T00:00:00Z"))
-        .await
-        .unwrap();
+    let shop: Vec<_> = cases.iter().map(|(id, o, _)| (*id, *o)).collect();
+    customers_with_orders(&store, &sh, &shop).await;
     let mut orders = Vec::new();
-    for (id, times, _) in &cases {
-        for (k, (hhmm, yuan)) in times.iter().enumerate() {
-            let at = format!("2026-11-{:02}T{hhmm}:00+08:00", 10 + k);
-            orders.push(order(&format!("{id}-{k}"), id, &sh, &at, yuan));
-        }
-    }
     // D5's two morning orders are dated after today: not yet visits.
     for k in 0..2 {
         let at = format!("2026-11-{:02}T05:00:00+08:00", 25 + k);
@@ -1427,6 +1443,40 @@ async fn an_interrupted_incremental_run_is_followed_by_a_full_one(db: &common::T
     the_next_run_is_incremental(store, "2026-11-23T13:00:00+08:00").await;
 }
 
+/// The average order is the money (refunds included) over the visits,
+/// rounded half away from zero, on both stores alike.
+async fn the_average_order_rounds_half_away_from_zero(store: SharedStore) {
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(std::slice::from_ref(&sh), t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    // (customer, amounts in yuan, average in fen)
+    type Case = (&'static str, &'static [(&'static str, &'static str)], i64);
+    const NOON: &str = "12:00";
+    let cases: [Case; 4] = [
+        ("V1", &[(NOON, "10.00"), (NOON, "10.01")], 1001),
+        (
+            "V2",
+            &[(NOON, "10.00"), (NOON, "10.00"), (NOON, "10.01")],
+            1000,
+        ),
+        (
+            "V3",
+            &[(NOON, "10.00"), (NOON, "10.00"), (NOON, "-30.01")],
+            -501,
+        ),
+        ("V4", &[(NOON, "0.01"), (NOON, "0.01"), (NOON, "-0.05")], -2),
+    ];
+    let shop: Vec<_> = cases.iter().map(|(id, o, _)| (*id, *o)).collect();
+    customers_with_orders(&store, &sh, &shop).await;
+    run(&store, NOW, RecomputeMode::Full).await;
+    for (id, _, average) in &cases {
+        let a = attrs(&store, id, NOW).await;
+        assert_eq!(a.avg_order_value_fen, Some(*average), "{id}");
+    }
+}
+
 store_contract!(
     custom_segments_track_entries_and_exits,
     a_broken_segments_file_changes_nothing,
@@ -1441,6 +1491,7 @@ store_contract!(
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
     dayparts_count_visits_within_their_edges,
+    the_average_order_rounds_half_away_from_zero,
     a_run_waits_for_the_lease_of_another,
     a_lease_from_a_clock_ahead_is_taken_over;
     an_interrupted_full_run_is_followed_by_a_full_one,

@@ -13,6 +13,27 @@ use crate::expr::{Dialect, Placeholders, SqlParam};
 use crate::segments::file::CustomSegment;
 use crate::segments::plan::SegmentPlan;
 
+/// A batch of ids walked in key order: those after the previous batch's
+/// upper bound up to `hi`, `ids` of them (at the time it was found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub hi: String,
+    pub ids: u64,
+}
+
+/// The next [`Batch`] of at most the second parameter's ids of `table.id`
+/// after the first: its bound and count in one index scan (a NULL bound
+/// when none is left).
+pub fn next_batch(table: &str, dialect: Dialect) -> String {
+    let (lo, size) = match dialect {
+        Dialect::Sqlite => ("?", "?"),
+        Dialect::Postgres => ("$1", "$2"),
+    };
+    format!(
+        "SELECT max(id), count(*) FROM (SELECT id FROM {table} WHERE id > {lo} ORDER BY id LIMIT {size}) b"
+    )
+}
+
 /// The join that keeps its left side as SQLite's outer loop (the few batch
 /// ids or candidates outside, the other table looked up by key).
 fn ordered_join(dialect: Dialect) -> &'static str {
@@ -610,14 +631,15 @@ pub const FIGURE_COLUMNS: &str = "customer_id, store_key, joined_at, joined_day,
     first_order_at, last_order_at, first_order_day, last_order_day, favorite_daypart, \
     next_change_day, computed_day, computed_at";
 
-/// The columns of [`FIGURE_COLUMNS`] that decide whether a customer's row
-/// changed: all but the key and when it was computed.
-pub const COMPARED_FIGURES: [&str; 14] = [
-    "store_key",
-    "joined_at",
-    "joined_day",
+/// The columns of [`FIGURE_COLUMNS`] taken from the customer's record.
+pub const CUSTOMER_FIGURES: [&str; 3] = ["store_key", "joined_at", "joined_day"];
+
+/// The columns of [`FIGURE_COLUMNS`] derived from the customer's orders, in
+/// the order SQLite's `seg_figures` returns them (see `sqlite::figures`).
+pub const ORDER_ATTRIBUTES: [&str; 12] = [
     "order_count",
     "total_spent_fen",
+    "avg_order_fen",
     "order_count_90d",
     "spent_90d_fen",
     "spent_365d_fen",
@@ -628,6 +650,12 @@ pub const COMPARED_FIGURES: [&str; 14] = [
     "favorite_daypart",
     "next_change_day",
 ];
+
+/// The columns of [`FIGURE_COLUMNS`] that decide whether a customer's row
+/// changed: all but the key and when it was computed.
+pub fn compared_figures() -> impl Iterator<Item = &'static str> {
+    CUSTOMER_FIGURES.into_iter().chain(ORDER_ATTRIBUTES)
+}
 
 /// The conflict clause of phase A's upsert (both dialects): only rows whose
 /// figures changed reach it, compared with the stored ones beforehand.
@@ -727,6 +755,15 @@ mod tests {
             RecomputeMode::Full,
             None,
         )
+    }
+
+    #[test]
+    fn the_figure_columns_are_the_key_the_figures_and_when() {
+        let listed: Vec<&str> = std::iter::once("customer_id")
+            .chain(compared_figures())
+            .chain(["computed_day", "computed_at"])
+            .collect();
+        assert_eq!(FIGURE_COLUMNS, listed.join(", "));
     }
 
     fn basis(today: i64) -> RankBasis {

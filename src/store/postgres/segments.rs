@@ -17,7 +17,7 @@ use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
-use crate::store::segments_sql::{self, RankScope};
+use crate::store::segments_sql::{self, Batch, RankScope};
 use crate::store::{Store, StoreError};
 use futures::TryStreamExt;
 use tokio::sync::Mutex;
@@ -364,21 +364,28 @@ pub(super) async fn next_bound(
     lo: &str,
     size: usize,
 ) -> Result<Option<String>, StoreError> {
-    let offset = i64::try_from(size.max(1) - 1).unwrap_or(0);
-    let sql = format!("SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2");
-    let hit: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+    Ok(next_batch(conn, table, lo, size).await?.map(|b| b.hi))
+}
+
+/// The next batch of the ids of `table.id` in key order after `lo`: at
+/// most `size` of them, up to `hi`, in one index scan (see [`Batch`]).
+pub(super) async fn next_batch(
+    conn: &mut Conn,
+    table: &str,
+    lo: &str,
+    size: usize,
+) -> Result<Option<Batch>, StoreError> {
+    let size = i64::try_from(size.max(1)).unwrap_or(i64::MAX);
+    let sql = segments_sql::next_batch(table, Dialect::Postgres);
+    let (hi, ids): (Option<String>, i64) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(lo)
-        .bind(offset)
-        .fetch_optional(&mut **conn)
-        .await?;
-    if hit.is_some() {
-        return Ok(hit);
-    }
-    let sql = format!("SELECT max(id) FROM {table} WHERE id > $1");
-    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(lo)
+        .bind(size)
         .fetch_one(&mut **conn)
-        .await?)
+        .await?;
+    Ok(hi.map(|hi| Batch {
+        hi,
+        ids: u64::try_from(ids).unwrap_or(0),
+    }))
 }
 
 /// Where phase A's statement writes a batch's figures.
@@ -438,15 +445,15 @@ fn phase_a_sql(plan: &SegmentPlan, into: FiguresInto) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let compared = &segments_sql::COMPARED_FIGURES;
+    let compared: Vec<&str> = segments_sql::compared_figures().collect();
     let changed = format!(
         r#") AS p ({columns})
 LEFT JOIN customer_attributes a
     ON a.customer_id = p.customer_id AND a.customer_id > $2 AND a.customer_id <= $3
 WHERE a.customer_id IS NULL
     OR ({}) IS DISTINCT FROM ({})"#,
-        list("a", compared),
-        list("p", compared)
+        list("a", &compared),
+        list("p", &compared)
     );
     let upsert = segments_sql::UPSERT_FIGURES;
     let (head, tail) = match into {
@@ -661,23 +668,24 @@ async fn figures_lane(
             if cur.done {
                 break;
             }
-            let Some(hi) = next_bound(conn, "customers", &cur.lo, plan.batch_size).await? else {
+            let Some(Batch { hi, ids }) =
+                next_batch(conn, "customers", &cur.lo, plan.batch_size).await?
+            else {
                 cur.done = true;
                 break;
             };
             cur.bounds.push(hi.clone());
+            recomputed += ids;
             (std::mem::replace(&mut cur.lo, hi.clone()), hi)
         };
         let mut tx = conn.begin().await?;
-        let (n, marked) = clear_marks(
+        let marked = clear_marks(
             &mut tx,
             "DELETE FROM segment_dirty WHERE customer_id > $1 AND customer_id <= $2 RETURNING customer_id",
-            "SELECT count(*) FROM customers WHERE id > $1 AND id <= $2",
             &lo,
             &hi,
         )
         .await?;
-        recomputed += n;
         match noted {
             None => changed += in_range(&mut tx, sql, plan, &lo, &hi).await?,
             Some(noted) => {
@@ -725,8 +733,7 @@ async fn in_range(
 }
 
 /// Clear the dirty marks of a batch's customers (`delete`, returning the
-/// keys cleared) and count the customers (`count`); placeholders of both:
-/// lo, hi. Returns the count and the keys. It comes first in the batch's
+/// keys cleared; placeholders: lo, hi). It comes first in the batch's
 /// transaction, before the orders are read. A writer marking one of these
 /// customers either holds its mark before the delete (the delete waits for
 /// the writer's commit, and the read that follows sees its orders), or
@@ -737,21 +744,14 @@ async fn in_range(
 async fn clear_marks(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     delete: &'static str,
-    count: &'static str,
     lo: &str,
     hi: &str,
-) -> Result<(u64, Vec<String>), StoreError> {
-    let marked: Vec<String> = sqlx::query_scalar(delete)
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(delete)
         .bind(lo)
         .bind(hi)
         .fetch_all(&mut **tx)
-        .await?;
-    let n: i64 = sqlx::query_scalar(count)
-        .bind(lo)
-        .bind(hi)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok((u64::try_from(n).unwrap_or(0), marked))
+        .await?)
 }
 
 /// An incremental run's phase A: the marked customers and those due by the
@@ -788,20 +788,21 @@ async fn incremental_figures(
         .await?;
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
-    while let Some(hi) = next_bound(conn, "seg_todo", &lo, plan.scattered_batch_size).await? {
+    while let Some(Batch { hi, ids }) =
+        next_batch(conn, "seg_todo", &lo, plan.scattered_batch_size).await?
+    {
         let mut tx = conn.begin().await?;
         // A few thousand scattered customers.
         probe_by_key(&mut tx).await?;
-        recomputed += clear_marks(
+        recomputed += ids;
+        clear_marks(
             &mut tx,
             "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2) \
              RETURNING customer_id",
-            "SELECT count(*) FROM seg_todo WHERE id > $1 AND id <= $2",
             &lo,
             &hi,
         )
-        .await?
-        .0;
+        .await?;
         sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
             .execute(&mut *tx)
             .await?;

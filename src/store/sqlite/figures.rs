@@ -1,25 +1,32 @@
-//! `seg_figures(...)`: the order figures of one customer as one SQLite
-//! aggregate, and `seg_field(figures, i)`, which takes one figure out.
+//! `seg_figures(...)`: a customer's stored order attributes, from its orders,
+//! as one SQLite aggregate; `seg_attr(attributes, i)`, which takes one of
+//! them out; and `seg_differs(attributes, stored...)`, which tells whether
+//! a stored row holds other values.
 //!
 //! Phase A of the segments job gathers fifteen figures per customer from
-//! their orders (counts, sums and first/last days, each over its own window).
-//! Written as fifteen filtered aggregates, SQLite evaluates some thirty-five
-//! comparisons per order: over ten million orders that was most of a full
-//! run. This aggregate reads each order once and returns the figures packed
-//! in a blob, which the statement takes apart per customer with `seg_field`
-//! (see `phase_a_sql`). (The figures were a JSON array at first: writing and
-//! parsing a million arrays was an eighth of a full run.) PostgreSQL keeps
-//! the filtered aggregates, which it evaluates fast; the store contract tests
-//! hold both to the same results.
+//! their orders (counts, sums and first/last days, each over its own window)
+//! and derives from them the twelve attributes it stores
+//! ([`ATTRIBUTE_COLUMNS`]). Written as fifteen filtered aggregates, SQLite
+//! evaluates some thirty-five comparisons per order: over ten million orders
+//! that was most of a full run. This aggregate reads each order once and
+//! returns the attributes packed in a blob. Most customers' attributes are
+//! the same as in the previous run: `seg_differs` compares the blob with the
+//! stored row in one call, and only the rows that differ are taken apart
+//! with `seg_attr` and written (see `phase_a_sql`). (Taking every figure
+//! out with a call of its own and comparing in SQL cost SQLite a copy of the
+//! blob per call: a tenth of a warm full run.) PostgreSQL keeps the filtered
+//! aggregates and derives in SQL, which it evaluates fast; the store
+//! contract tests hold both to the same results.
 //!
-//! Arguments, per order row: `amount_fen, ordered_at, local_date,
-//! local_minute` (all NULL for a customer without orders, under the LEFT
-//! JOIN), the store's `today`, and the daypart bounds `morning, noon,
-//! afternoon, evening` in minutes (these five are the same for all of a
-//! customer's orders, and read at its first). The result holds the
-//! [`OrderFigures::FIELDS`] in order, each NULL where a minimum or maximum
-//! has no order to come from: [`BLOB_LEN`] bytes, fifteen little-endian
-//! 64-bit integers and then a 16-bit little-endian mask of the NULL ones.
+//! Arguments of `seg_figures`, per order row: `amount_fen, ordered_at,
+//! local_date, local_minute` (all NULL for a customer without orders, under
+//! the LEFT JOIN; otherwise none is), the store's `today`, and the daypart
+//! bounds `morning, noon, afternoon, evening` in minutes (these five are the
+//! same for all of a customer's orders, and read at its first). The result
+//! holds the [`ATTRIBUTE_COLUMNS`] in order, each NULL where there is
+//! nothing to derive it from: [`BLOB_LEN`] bytes, twelve little-endian
+//! 64-bit integers (the favourite daypart as its place in [`DAYPARTS`]) and
+//! then a 16-bit little-endian mask of the NULL ones.
 
 use std::ffi::{CStr, c_int};
 
@@ -27,15 +34,23 @@ use libsqlite3_sys as ffi;
 
 use super::functions::{self, Callbacks};
 
-use crate::segments::rules::{RECENT_WINDOW_DAYS, TIER_WINDOW_DAYS};
+use crate::segments::rules::{DAYPARTS, RECENT_WINDOW_DAYS, TIER_WINDOW_DAYS};
 
 /// The SQL names.
 const NAME: &CStr = c"seg_figures";
-const FIELD_NAME: &CStr = c"seg_field";
+const ATTR_NAME: &CStr = c"seg_attr";
+const DIFFERS_NAME: &CStr = c"seg_differs";
 const ARGS: usize = 9;
 
+/// The columns of `customer_attributes` the aggregate's result holds, in
+/// its order.
+use crate::store::segments_sql::ORDER_ATTRIBUTES as ATTRIBUTE_COLUMNS;
+
+/// The place of the one text attribute, `favorite_daypart`.
+const DAYPART: usize = 10;
+
 /// Bytes of the aggregate's result: the values, then the NULL mask.
-pub const BLOB_LEN: usize = OrderFigures::FIELDS.len() * 8 + 2;
+pub const BLOB_LEN: usize = ATTRIBUTE_COLUMNS.len() * 8 + 2;
 
 /// One order as the aggregate sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,25 +103,6 @@ pub struct OrderFigures {
 }
 
 impl OrderFigures {
-    /// The names of the result array's elements, in order.
-    pub const FIELDS: [&'static str; 15] = [
-        "n",
-        "spent",
-        "n90",
-        "s90",
-        "s365",
-        "first_at",
-        "last_at",
-        "first_day",
-        "last_day",
-        "min90",
-        "min365",
-        "future",
-        "dm",
-        "dn",
-        "da",
-    ];
-
     /// Count one order. The windows are those of the filtered aggregates
     /// PostgreSQL runs: an order is seen once its local date has come;
     /// refunds (negative amounts) count in the money only.
@@ -166,12 +162,49 @@ impl OrderFigures {
         }
     }
 
-    /// The figures in the order of [`Self::FIELDS`].
-    pub fn values(self) -> [Option<i64>; Self::FIELDS.len()] {
+    /// The stored attributes, in the order of [`ATTRIBUTE_COLUMNS`] (the
+    /// favourite daypart as its place in [`DAYPARTS`]), derived as
+    /// PostgreSQL's statement derives them:
+    /// - the average order, the money over the visits rounded half away
+    ///   from zero (PostgreSQL's `round` of a numeric);
+    /// - the favourite daypart, the one of most visits, the earlier one of
+    ///   a tie; none without visits;
+    /// - the next change day, the first day an order leaves the 90- or the
+    ///   365-day window or a future order comes into view.
+    pub fn attributes(self) -> [Option<i64>; ATTRIBUTE_COLUMNS.len()] {
         let visits = self.n > 0;
+        let average = visits.then(|| {
+            let (spent, n) = (i128::from(self.spent), i128::from(self.n));
+            let (q, r) = (spent / n, spent % n);
+            let q = if 2 * r.abs() >= n {
+                q + spent.signum()
+            } else {
+                q
+            };
+            // |q| <= |spent|, which is an i64.
+            i64::try_from(q).unwrap_or(i64::MAX)
+        });
+        let evening = self.n - self.morning - self.noon - self.afternoon;
+        let parts = [self.morning, self.noon, self.afternoon, evening];
+        let favourite = visits.then(|| {
+            // The first of the largest: `max_by_key` keeps the last.
+            let best = parts.iter().copied().max().unwrap_or(0);
+            parts.iter().position(|p| *p == best).unwrap_or(0) as i64
+        });
+        let next_change = [
+            self.has_min90
+                .then(|| self.min90.saturating_add(RECENT_WINDOW_DAYS)),
+            self.has_min365
+                .then(|| self.min365.saturating_add(TIER_WINDOW_DAYS)),
+            self.has_future.then_some(self.future),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         [
             Some(self.n),
             Some(self.spent),
+            average,
             Some(self.n90),
             Some(self.s90),
             Some(self.s365),
@@ -179,12 +212,8 @@ impl OrderFigures {
             visits.then_some(self.last_at),
             visits.then_some(self.first_day),
             visits.then_some(self.last_day),
-            self.has_min90.then_some(self.min90),
-            self.has_min365.then_some(self.min365),
-            self.has_future.then_some(self.future),
-            Some(self.morning),
-            Some(self.noon),
-            Some(self.afternoon),
+            favourite,
+            next_change,
         ]
     }
 
@@ -192,7 +221,7 @@ impl OrderFigures {
     pub fn to_blob(self) -> [u8; BLOB_LEN] {
         let mut out = [0u8; BLOB_LEN];
         let mut nulls = 0u16;
-        for (i, v) in self.values().into_iter().enumerate() {
+        for (i, v) in self.attributes().into_iter().enumerate() {
             match v {
                 Some(v) => out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes()),
                 None => nulls |= 1 << i,
@@ -203,35 +232,72 @@ impl OrderFigures {
     }
 }
 
-/// Figure `i` of a blob made by [`OrderFigures::to_blob`]: `Ok(None)` for a
-/// NULL one, `Err` for a blob of another length or an index out of range.
-pub fn field(blob: &[u8], i: i64) -> Result<Option<i64>, &'static str> {
+/// An attribute as SQL sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    Null,
+    Int(i64),
+    Text(&'static str),
+}
+
+/// Why a blob cannot be read.
+const NOT_A_RESULT: &str = "not a seg_figures result";
+
+/// Attribute `i` of a blob made by [`OrderFigures::to_blob`]; `Err` for a
+/// blob of another length, an index out of range, or a daypart out of
+/// [`DAYPARTS`].
+pub fn attribute(blob: &[u8], i: usize) -> Result<Attribute, &'static str> {
     if blob.len() != BLOB_LEN {
-        return Err("seg_field: not a seg_figures result");
+        return Err(NOT_A_RESULT);
     }
-    let i = usize::try_from(i)
-        .ok()
-        .filter(|i| *i < OrderFigures::FIELDS.len())
-        .ok_or("seg_field: no such figure")?;
+    if i >= ATTRIBUTE_COLUMNS.len() {
+        return Err("no such attribute");
+    }
     let nulls = u16::from_le_bytes([blob[BLOB_LEN - 2], blob[BLOB_LEN - 1]]);
     if nulls & (1 << i) != 0 {
-        return Ok(None);
+        return Ok(Attribute::Null);
     }
     let mut v = [0u8; 8];
     v.copy_from_slice(&blob[i * 8..i * 8 + 8]);
-    Ok(Some(i64::from_le_bytes(v)))
+    let v = i64::from_le_bytes(v);
+    if i == DAYPART {
+        let name = usize::try_from(v).ok().and_then(|p| DAYPARTS.get(p));
+        return name.copied().map(Attribute::Text).ok_or(NOT_A_RESULT);
+    }
+    Ok(Attribute::Int(v))
 }
 
-/// Register `seg_figures` and `seg_field` on a connection.
+/// Whether the `stored` values differ from the blob's attributes: a value of
+/// another type (a real number, say) differs too.
+pub fn differs(blob: &[u8], stored: &[Attribute]) -> Result<bool, &'static str> {
+    if stored.len() != ATTRIBUTE_COLUMNS.len() {
+        return Err("seg_differs takes the attributes and every stored column");
+    }
+    for (i, s) in stored.iter().enumerate() {
+        if attribute(blob, i)? != *s {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Register `seg_figures`, `seg_attr` and `seg_differs` on a connection.
 ///
 /// # Safety
 /// `db` must be an open connection that no other thread uses during the
 /// call (sqlx's `LockedSqliteHandle` guarantees both).
 pub unsafe fn register(db: *mut ffi::sqlite3) -> Result<(), c_int> {
+    let differs_args = c_int::try_from(ATTRIBUTE_COLUMNS.len() + 1).unwrap_or(-1);
     // SAFETY: as the caller promises; the callbacks never unwind.
     unsafe {
         functions::register(db, NAME, ARGS as c_int, Callbacks::Aggregate(step, finish))?;
-        functions::register(db, FIELD_NAME, 2, Callbacks::Scalar(field_func))
+        functions::register(db, ATTR_NAME, 2, Callbacks::Scalar(attr_func))?;
+        functions::register(
+            db,
+            DIFFERS_NAME,
+            differs_args,
+            Callbacks::Scalar(differs_func),
+        )
     }
 }
 
@@ -256,8 +322,14 @@ unsafe extern "C" fn step(
     let Some(args) = (unsafe { functions::arguments(argc, argv, ARGS) }) else {
         return;
     };
+    // A customer without orders is one row of NULLs under the LEFT JOIN;
+    // otherwise the order's four columns are NOT NULL, and read as they are.
     // SAFETY: the values are arguments of this call.
-    let int = |i: usize| unsafe { functions::int(args[i]) };
+    if unsafe { ffi::sqlite3_value_type(args[0]) } == ffi::SQLITE_NULL {
+        return;
+    }
+    // SAFETY: as above.
+    let int = |i: usize| unsafe { ffi::sqlite3_value_int64(args[i]) };
     // SAFETY: `ctx` is this call's context; all-zero bytes are a valid
     // Running (its `Default`).
     let Some(acc) = (unsafe { functions::aggregate_state::<Running>(ctx, true) }) else {
@@ -265,28 +337,24 @@ unsafe extern "C" fn step(
         unsafe { ffi::sqlite3_result_error_nomem(ctx) };
         return;
     };
-    // A customer without orders is one row of NULLs under the LEFT JOIN.
-    let (Some(amount_fen), Some(ordered_at), Some(local_date), Some(local_minute)) =
-        (int(0), int(1), int(2), int(3))
-    else {
-        return;
-    };
     if !acc.has_window {
+        // SAFETY: as above.
+        let arg = |i: usize| unsafe { functions::int(args[i]) };
         acc.window = FigureWindow {
-            today: int(4).unwrap_or(i64::MIN),
-            morning: int(5).unwrap_or(0),
-            noon: int(6).unwrap_or(0),
-            afternoon: int(7).unwrap_or(0),
-            evening: int(8).unwrap_or(0),
+            today: arg(4).unwrap_or(i64::MIN),
+            morning: arg(5).unwrap_or(0),
+            noon: arg(6).unwrap_or(0),
+            afternoon: arg(7).unwrap_or(0),
+            evening: arg(8).unwrap_or(0),
         };
         acc.has_window = true;
     }
     acc.figures.push(
         OrderRow {
-            amount_fen,
-            ordered_at,
-            local_date,
-            local_minute,
+            amount_fen: int(0),
+            ordered_at: int(1),
+            local_date: int(2),
+            local_minute: int(3),
         },
         acc.window,
     );
@@ -316,7 +384,48 @@ unsafe extern "C" fn finish(ctx: *mut ffi::sqlite3_context) {
     }
 }
 
-unsafe extern "C" fn field_func(
+/// An argument as an [`Attribute`]; `None` for a real number or a blob,
+/// which no attribute is.
+///
+/// # Safety
+/// `value` must be an argument of the current call.
+unsafe fn stored(value: *mut ffi::sqlite3_value) -> Option<Attribute> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        match ffi::sqlite3_value_type(value) {
+            ffi::SQLITE_NULL => Some(Attribute::Null),
+            ffi::SQLITE_INTEGER => Some(Attribute::Int(ffi::sqlite3_value_int64(value))),
+            ffi::SQLITE_TEXT => {
+                let text = functions::text(value).unwrap_or_default();
+                // Only a daypart name can be equal to an attribute.
+                DAYPARTS
+                    .iter()
+                    .find(|d| d.as_bytes() == text)
+                    .copied()
+                    .map(Attribute::Text)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Report `message` as the call's error.
+///
+/// # Safety
+/// `ctx` must be the context SQLite passed to the callback.
+unsafe fn fail(ctx: *mut ffi::sqlite3_context, message: &str) {
+    // SAFETY: as the caller promises; the message is passed with its
+    // length, NUL-free.
+    unsafe {
+        ffi::sqlite3_result_error(
+            ctx,
+            message.as_ptr().cast(),
+            c_int::try_from(message.len()).unwrap_or(0),
+        );
+    }
+}
+
+unsafe extern "C" fn attr_func(
     ctx: *mut ffi::sqlite3_context,
     argc: c_int,
     argv: *mut *mut ffi::sqlite3_value,
@@ -329,19 +438,54 @@ unsafe extern "C" fn field_func(
     // before the index.
     let outcome = unsafe {
         let blob = functions::blob(args[0]).unwrap_or_default();
-        field(blob, ffi::sqlite3_value_int64(args[1]))
+        let i = usize::try_from(ffi::sqlite3_value_int64(args[1])).unwrap_or(usize::MAX);
+        attribute(blob, i)
     };
-    // SAFETY: `ctx` is this call's context; the messages are NUL-free
-    // static strings, passed with their length.
+    // SAFETY: `ctx` is this call's context; a daypart name is static text,
+    // passed with its length.
     unsafe {
         match outcome {
-            Ok(Some(v)) => ffi::sqlite3_result_int64(ctx, v),
-            Ok(None) => ffi::sqlite3_result_null(ctx),
-            Err(message) => ffi::sqlite3_result_error(
+            Ok(Attribute::Null) => ffi::sqlite3_result_null(ctx),
+            Ok(Attribute::Int(v)) => ffi::sqlite3_result_int64(ctx, v),
+            Ok(Attribute::Text(t)) => ffi::sqlite3_result_text(
                 ctx,
-                message.as_ptr().cast(),
-                c_int::try_from(message.len()).unwrap_or(0),
+                t.as_ptr().cast(),
+                c_int::try_from(t.len()).unwrap_or(0),
+                ffi::SQLITE_STATIC(),
             ),
+            Err(message) => fail(ctx, &format!("seg_attr: {message}")),
+        }
+    }
+}
+
+unsafe extern "C" fn differs_func(
+    ctx: *mut ffi::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut ffi::sqlite3_value,
+) {
+    const N: usize = ATTRIBUTE_COLUMNS.len();
+    // SAFETY: these are this call's arguments.
+    let Some(args) = (unsafe { functions::arguments(argc, argv, N + 1) }) else {
+        return;
+    };
+    let mut values = [Attribute::Null; N];
+    let mut other_type = false;
+    for (v, arg) in values.iter_mut().zip(&args[1..]) {
+        // SAFETY: the values are arguments of this call.
+        match unsafe { stored(*arg) } {
+            Some(a) => *v = a,
+            None => other_type = true,
+        }
+    }
+    // SAFETY: as above; the blob is read after the other arguments, whose
+    // reading leaves it alone.
+    let blob = unsafe { functions::blob(args[0]) }.unwrap_or_default();
+    let outcome = differs(blob, &values).map(|d| d || other_type);
+    // SAFETY: `ctx` is this call's context.
+    unsafe {
+        match outcome {
+            Ok(d) => ffi::sqlite3_result_int(ctx, c_int::from(d)),
+            Err(message) => fail(ctx, &format!("seg_differs: {message}")),
         }
     }
 }
@@ -368,20 +512,21 @@ mod tests {
         }
     }
 
-    /// The figures as a list, `null` for a NULL one, as they read in SQL.
-    fn shown(values: impl IntoIterator<Item = Option<i64>>) -> String {
-        let values: Vec<String> = values
-            .into_iter()
-            .map(|v| v.map_or("null".to_owned(), |v| v.to_string()))
-            .collect();
-        format!("[{}]", values.join(","))
+    fn shown(a: Attribute) -> String {
+        match a {
+            Attribute::Null => "null".to_owned(),
+            Attribute::Int(v) => v.to_string(),
+            Attribute::Text(t) => t.to_owned(),
+        }
     }
 
-    /// What `seg_field` reads back from the blob, figure by figure.
+    /// What `seg_attr` reads back from the blob, attribute by attribute.
     fn read_back(f: OrderFigures) -> String {
         let blob = f.to_blob();
-        let n = i64::try_from(OrderFigures::FIELDS.len()).unwrap();
-        shown((0..n).map(|i| field(&blob, i).unwrap()))
+        let values: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
+            .map(|i| shown(attribute(&blob, i).unwrap()))
+            .collect();
+        format!("[{}]", values.join(","))
     }
 
     fn figures(orders: &[OrderRow]) -> OrderFigures {
@@ -393,10 +538,15 @@ mod tests {
     }
 
     #[test]
+    fn the_daypart_is_where_its_column_is() {
+        assert_eq!(ATTRIBUTE_COLUMNS[DAYPART], "favorite_daypart");
+    }
+
+    #[test]
     fn no_orders_gives_zeroes_and_nulls() {
         assert_eq!(
             read_back(OrderFigures::default()),
-            "[0,0,0,0,0,null,null,null,null,null,null,null,0,0,0]"
+            "[0,0,null,0,0,0,null,null,null,null,null,null]"
         );
     }
 
@@ -411,16 +561,16 @@ mod tests {
             order(9000, 1002, 480), // after today: only its day is noted
             order(9000, 1001, 480),
         ]);
-        let json = read_back(f);
-        // n, spent, n90, s90, s365
-        assert!(json.starts_with("[4,6200,2,3200,5200,"), "{json}");
         let (first_at, last_at) = (
             400_i64 * 86_400_000 + 480 * 60_000,
             1000_i64 * 86_400_000 + 1100 * 60_000,
         );
+        // n, spent, average, n90, s90, s365, first and last order, their
+        // days, a four-way tie of dayparts, and the next change: the
+        // future order (day 1001) before 950 + 90 and 700 + 365.
         assert_eq!(
-            json,
-            format!("[4,6200,2,3200,5200,{first_at},{last_at},400,1000,950,700,1001,1,1,1]")
+            read_back(f),
+            format!("[4,6200,1550,2,3200,5200,{first_at},{last_at},400,1000,morning,1001]")
         );
     }
 
@@ -446,26 +596,93 @@ mod tests {
     }
 
     #[test]
-    fn only_refunds_leave_the_dates_empty() {
-        let json = read_back(figures(&[order(-300, 990, 600)]));
+    fn the_favourite_daypart_is_the_earliest_of_the_most_visits() {
+        let favourite = |minutes: &[i64]| {
+            let orders: Vec<OrderRow> = minutes.iter().map(|m| order(100, 999, *m)).collect();
+            shown(attribute(&figures(&orders).to_blob(), DAYPART).unwrap())
+        };
+        assert_eq!(favourite(&[700, 900, 900, 1100, 1100]), "afternoon");
+        assert_eq!(favourite(&[700, 1100, 100]), "evening");
+        assert_eq!(favourite(&[700, 1100]), "noon");
+        assert_eq!(favourite(&[400, 1100, 900]), "morning");
+        assert_eq!(favourite(&[900, 1100]), "afternoon");
+    }
+
+    #[test]
+    fn the_average_order_rounds_half_away_from_zero() {
+        let average = |amounts: &[i64]| {
+            let orders: Vec<OrderRow> = amounts.iter().map(|a| order(*a, 999, 600)).collect();
+            attribute(&figures(&orders).to_blob(), 2).unwrap()
+        };
+        assert_eq!(average(&[1000, 1001]), Attribute::Int(1001));
+        assert_eq!(average(&[1000, 1000, 1001]), Attribute::Int(1000));
+        assert_eq!(average(&[1000, 1001, 1001]), Attribute::Int(1001));
+        // Refunds larger than the visits: -1001 over two visits.
+        assert_eq!(average(&[1000, 1000, -3001]), Attribute::Int(-501));
+        assert_eq!(average(&[1, 1, -5]), Attribute::Int(-2));
+        assert_eq!(average(&[i64::MAX]), Attribute::Int(i64::MAX));
+        assert_eq!(average(&[-300]), Attribute::Null);
+    }
+
+    #[test]
+    fn the_next_change_is_the_first_day_a_window_or_a_future_order_moves() {
+        let next = |orders: &[OrderRow]| attribute(&figures(orders).to_blob(), 11).unwrap();
+        // 950 leaves the 90-day window on 1040, 700 the year on 1065.
         assert_eq!(
-            json,
-            "[0,-300,0,-300,-300,null,null,null,null,990,990,null,0,0,0]"
+            next(&[order(1, 950, 0), order(1, 700, 0)]),
+            Attribute::Int(1040)
+        );
+        assert_eq!(next(&[order(1, 700, 0)]), Attribute::Int(1065));
+        assert_eq!(next(&[order(1, 1005, 0)]), Attribute::Int(1005));
+        // Older than a year, nothing to come: no change by the date alone.
+        assert_eq!(next(&[order(1, 500, 0)]), Attribute::Null);
+        assert_eq!(next(&[]), Attribute::Null);
+    }
+
+    #[test]
+    fn only_refunds_leave_the_dates_empty() {
+        assert_eq!(
+            read_back(figures(&[order(-300, 990, 600)])),
+            "[0,-300,null,0,-300,-300,null,null,null,null,null,1080]"
         );
     }
 
     #[test]
-    fn every_bit_of_a_figure_survives_the_blob_and_a_bad_blob_is_refused() {
+    fn every_bit_of_a_value_survives_the_blob_and_a_bad_blob_is_refused() {
         let mut f = figures(&[order(i64::MAX, 999, 0)]);
         f.first_at = i64::MIN;
         let blob = f.to_blob();
-        assert_eq!(field(&blob, 1), Ok(Some(i64::MAX)));
-        assert_eq!(field(&blob, 5), Ok(Some(i64::MIN)));
-        assert_eq!(field(&blob, 11), Ok(None));
-        assert!(field(&blob, 15).is_err());
-        assert!(field(&blob, -1).is_err());
-        assert!(field(&blob[1..], 0).is_err());
-        assert!(field(b"", 0).is_err());
+        assert_eq!(attribute(&blob, 1), Ok(Attribute::Int(i64::MAX)));
+        assert_eq!(attribute(&blob, 6), Ok(Attribute::Int(i64::MIN)));
+        assert_eq!(attribute(&blob, DAYPART), Ok(Attribute::Text("evening")));
+        assert!(attribute(&blob, ATTRIBUTE_COLUMNS.len()).is_err());
+        assert!(attribute(&blob[1..], 0).is_err());
+        assert!(attribute(b"", 0).is_err());
+        let mut bad = blob;
+        bad[DAYPART * 8] = 4;
+        assert_eq!(attribute(&bad, DAYPART), Err(NOT_A_RESULT));
+    }
+
+    #[test]
+    fn a_stored_row_differs_where_any_value_does() {
+        let f = figures(&[order(700, 999, 480), order(-100, 998, 480)]);
+        let blob = f.to_blob();
+        let same: Vec<Attribute> = (0..ATTRIBUTE_COLUMNS.len())
+            .map(|i| attribute(&blob, i).unwrap())
+            .collect();
+        assert_eq!(differs(&blob, &same), Ok(false));
+        for i in 0..same.len() {
+            for other in [Attribute::Null, Attribute::Int(1), Attribute::Text("noon")] {
+                if other == same[i] {
+                    continue;
+                }
+                let mut stored = same.clone();
+                stored[i] = other;
+                assert_eq!(differs(&blob, &stored), Ok(true), "{i} {other:?}");
+            }
+        }
+        assert!(differs(&blob, &same[1..]).is_err());
+        assert!(differs(&blob[1..], &same).is_err());
     }
 
     #[test]
@@ -474,10 +691,11 @@ mod tests {
         assert!(f.overflow);
     }
 
-    /// The registered function, through SQLite: a group of orders, a
-    /// customer without orders (one row of NULLs), and an overflow.
+    /// The registered functions, through SQLite: a group of orders, a
+    /// customer without orders (one row of NULLs), comparisons with stored
+    /// values of every type, and the errors.
     #[tokio::test]
-    async fn the_registered_aggregate_runs_in_sql() {
+    async fn the_registered_functions_run_in_sql() {
         use sqlx::Connection as _;
         let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
             .await
@@ -487,54 +705,68 @@ mod tests {
             // SAFETY: the handle is open and locked for this call.
             unsafe { register(handle.as_raw_handle().as_ptr()) }.unwrap();
         }
-        let each: Vec<String> = (0..OrderFigures::FIELDS.len())
-            .map(|i| format!("coalesce(seg_field(f, {i}), 'null')"))
+        let each: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
+            .map(|i| format!("coalesce(seg_attr(f, {i}), 'null')"))
             .collect();
+        let two_orders = "(SELECT seg_figures(a, at, d, m, 1000, 300, 660, 840, 1020) AS f \
+             FROM (SELECT 700 AS a, 5 AS at, 1000 AS d, 1100 AS m UNION ALL SELECT 300, 4, 999, 480))";
         let sql = format!(
-            "SELECT '[' || {} || ']' FROM (SELECT seg_figures(a, at, d, m, 1000, 300, 660, 840, 1020) AS f \
-             FROM (SELECT ? AS a, ? AS at, ? AS d, ? AS m UNION ALL SELECT ?, ?, ?, ?))",
+            "SELECT '[' || {} || ']' FROM {two_orders}",
             each.join(" || ',' || ")
         );
         let two: String = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(700_i64)
-            .bind(5_i64)
-            .bind(1000_i64)
-            .bind(1100_i64)
-            .bind(300_i64)
-            .bind(4_i64)
-            .bind(999_i64)
-            .bind(480_i64)
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        assert_eq!(two, "[2,1000,2,1000,1000,4,5,999,1000,999,999,null,1,0,0]");
-        let (n, first_at, length): (i64, Option<i64>, i64) = sqlx::query_as(
-            "SELECT seg_field(f, 0), seg_field(f, 5), length(f) FROM \
+        assert_eq!(two, "[2,1000,500,2,1000,1000,4,5,999,1000,morning,1089]");
+        // The stored row as SQL holds it, then with one value changed, and
+        // with a value of a type no attribute has.
+        let stored = "2, 1000, 500, 2, 1000, 1000, 4, 5, 999, 1000, 'morning', 1089";
+        for (row, want) in [
+            (stored.to_owned(), 0),
+            (stored.replace("'morning'", "'noon'"), 1),
+            (stored.replace("'morning'", "'mornin'"), 1),
+            (stored.replace("1089", "NULL"), 1),
+            (stored.replace("2, 1000, 500", "2, 1000, 500.0"), 1),
+            (stored.replace("2, 1000, 500", "2, 1000, x'00'"), 1),
+        ] {
+            let sql = format!("SELECT seg_differs(f, {row}) FROM {two_orders}");
+            let got: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{row}");
+        }
+        let (n, first_at, daypart, length): (i64, Option<i64>, Option<String>, i64) =
+            sqlx::query_as(
+                "SELECT seg_attr(f, 0), seg_attr(f, 6), seg_attr(f, 10), length(f) FROM \
              (SELECT seg_figures(NULL, NULL, NULL, NULL, 1000, 300, 660, 840, 1020) AS f)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!((n, first_at), (0, None));
-        assert_eq!(usize::try_from(length).unwrap(), BLOB_LEN);
-        let refused = sqlx::query_scalar::<_, i64>("SELECT seg_field(x'00', 0)")
+            )
             .fetch_one(&mut conn)
             .await
-            .unwrap_err();
-        assert!(
-            refused.to_string().contains("not a seg_figures result"),
-            "{refused}"
-        );
-        let overflow = sqlx::query_scalar::<_, String>(
-            "SELECT seg_figures(a, 0, 999, 0, 1000, 300, 660, 840, 1020) \
-             FROM (SELECT 9223372036854775807 AS a UNION ALL SELECT 1)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_err();
-        assert!(
-            overflow.to_string().contains("integer overflow"),
-            "{overflow}"
-        );
+            .unwrap();
+        assert_eq!((n, first_at, daypart), (0, None, None));
+        assert_eq!(usize::try_from(length).unwrap(), BLOB_LEN);
+        for (sql, message) in [
+            (
+                "SELECT seg_attr(x'00', 0)",
+                "seg_attr: not a seg_figures result",
+            ),
+            (
+                "SELECT seg_differs(x'00', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)",
+                "seg_differs: not a seg_figures result",
+            ),
+            (
+                "SELECT seg_figures(a, 0, 999, 0, 1000, 300, 660, 840, 1020) \
+                 FROM (SELECT 9223372036854775807 AS a UNION ALL SELECT 1)",
+                "integer overflow",
+            ),
+        ] {
+            let refused = sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_err();
+            assert!(refused.to_string().contains(message), "{refused}");
+        }
     }
 }

@@ -11,7 +11,6 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite};
 
 use super::checkpoints::{Checkpointer, RUN_AUTOCHECKPOINT_PAGES};
-use super::figures::OrderFigures;
 use super::{SqliteStore, from_ms, ms};
 use crate::domain::CustomerId;
 use crate::expr::{BindParams, Dialect, Placeholders, SqlParam};
@@ -22,16 +21,13 @@ use crate::segments::attributes::{
 use crate::segments::derive as shared;
 use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
-use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
+use crate::segments::rules::{STAGES, TIERS};
 use crate::segments::thresholds::ThresholdScan;
 use crate::store::StoreError;
-use crate::store::segments_sql::{self, RankScope};
+use crate::store::segments_sql::{self, Batch, RankScope};
 use futures::TryStreamExt;
 
 type Conn = PoolConnection<Sqlite>;
-
-/// A day number no real date reaches: stands for "never" inside MIN().
-const NEVER: i64 = 1 << 40;
 
 impl SqliteStore {
     pub(super) async fn run_segments(
@@ -277,90 +273,91 @@ pub(super) async fn load_calendar(
     Ok(())
 }
 
-/// Walk the ids of `table.column` (optionally filtered) in key order, `size`
-/// at a time: returns the upper bound of the batch after `lo`.
+/// Walk the ids of `table.id` in key order, `size` at a time: returns the
+/// upper bound of the batch after `lo`.
 pub(super) async fn next_bound(
     conn: &mut Conn,
     table: &str,
     lo: &str,
     size: usize,
 ) -> Result<Option<String>, StoreError> {
-    let offset = i64::try_from(size.max(1) - 1).unwrap_or(0);
-    let sql = format!("SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?");
-    let hit: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+    Ok(next_batch(conn, table, lo, size).await?.map(|b| b.hi))
+}
+
+/// The next batch of the ids of `table.id` in key order after `lo`: at
+/// most `size` of them, up to `hi`.
+async fn next_batch(
+    conn: &mut Conn,
+    table: &str,
+    lo: &str,
+    size: usize,
+) -> Result<Option<Batch>, StoreError> {
+    let size = i64::try_from(size.max(1)).unwrap_or(i64::MAX);
+    let sql = segments_sql::next_batch(table, Dialect::Sqlite);
+    let (hi, ids): (Option<String>, i64) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(lo)
-        .bind(offset)
-        .fetch_optional(&mut **conn)
-        .await?;
-    if hit.is_some() {
-        return Ok(hit);
-    }
-    let sql = format!("SELECT max(id) FROM {table} WHERE id > ?");
-    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(lo)
+        .bind(size)
         .fetch_one(&mut **conn)
-        .await?)
+        .await?;
+    Ok(hi.map(|hi| Batch {
+        hi,
+        ids: u64::try_from(ids).unwrap_or(0),
+    }))
 }
 
 fn phase_a_sql(plan: &SegmentPlan) -> String {
     let d = &plan.rules.dayparts;
-    // One aggregate call per order (see `figures`), taken apart per customer.
-    let fields = OrderFigures::FIELDS
-        .iter()
-        .enumerate()
-        .map(|(i, name)| format!("seg_field(f, {i}) AS {name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Incremental runs are driven by the (few) ids in seg_todo. Grouped by
-    // the driving table's key, in whose order the rows come: grouped by
-    // `c.id`, SQLite sorted every order of the batch first.
-    let (from, range, key) = match plan.mode {
-        RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?", "c.id"),
+    // Incremental runs are driven by the (few) ids in seg_todo.
+    let (from, range) = match plan.mode {
+        RecomputeMode::Full => ("customers c", "c.id > ? AND c.id <= ?"),
         RecomputeMode::Incremental => (
             "seg_todo x CROSS JOIN customers c ON c.id = x.id",
             "x.id > ? AND x.id <= ?",
-            "x.id",
         ),
     };
-    // Only rows with a figure that changed are written: the comparison
-    // (one lookup by key) comes before the upsert, whose own conflict
-    // handling cost twice as much for every unchanged row.
-    let changed = segments_sql::COMPARED_FIGURES
-        .iter()
-        .map(|c| format!("a.{c} IS NOT p.{c}"))
+    // One aggregate call per order gives the attributes (see `figures`),
+    // in a subquery per customer: grouped in a join of customers and
+    // orders, SQLite compared each order's key with the previous one's
+    // (4 % more work). The LIMIT keeps SQLite from merging `q` into the
+    // outer query: merged, the subquery ran again for each use of `f`.
+    // Only rows that changed are written: the comparison (one lookup by
+    // key, one call for the attributes) comes before the upsert, whose own
+    // conflict handling cost twice as much for every unchanged row.
+    let attributes = segments_sql::ORDER_ATTRIBUTES.join(", ");
+    let taken_apart = (0..segments_sql::ORDER_ATTRIBUTES.len())
+        .map(|i| format!("seg_attr(q.f, {i})"))
         .collect::<Vec<_>>()
-        .join("\n    OR ");
+        .join(", ");
+    let stored = segments_sql::ORDER_ATTRIBUTES
+        .iter()
+        .map(|c| format!("a.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let compared_here = segments_sql::CUSTOMER_FIGURES
+        .iter()
+        .map(|c| format!("\n    OR a.{c} IS NOT q.{c}"))
+        .collect::<String>();
     format!(
-        r#"WITH p ({columns}) AS (
-SELECT id, store_key, joined_at, joined_day, n, spent,
-    CASE WHEN n > 0 THEN CAST(ROUND(CAST(spent AS REAL) / n) AS INTEGER) END,
-    n90, s90, s365, first_at, last_at, first_day, last_day,
-    CASE WHEN n = 0 THEN NULL
-         WHEN dm >= dn AND dm >= da AND dm >= n - dm - dn - da THEN 'morning'
-         WHEN dn >= da AND dn >= n - dm - dn - da THEN 'noon'
-         WHEN da >= n - dm - dn - da THEN 'afternoon'
-         ELSE 'evening' END,
-    NULLIF(MIN(COALESCE(min90 + {RECENT_WINDOW_DAYS}, {NEVER}), COALESCE(min365 + {TIER_WINDOW_DAYS}, {NEVER}),
-               COALESCE(future, {NEVER})), {NEVER}),
-    today, ?
-FROM (SELECT id, store_key, joined_at, joined_day, today, {fields} FROM (
-    SELECT c.id AS id, t.store_key AS store_key, COALESCE(c.joined_at, c.created_at) AS joined_at,
+        r#"INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day,
+    {attributes}, computed_day, computed_at)
+SELECT q.customer_id, q.store_key, q.joined_at, q.joined_day, {taken_apart}, q.today, ?
+FROM (
+    SELECT c.id AS customer_id, t.store_key AS store_key,
+        COALESCE(c.joined_at, c.created_at) AS joined_at,
         (COALESCE(c.joined_at, c.created_at) + t.offset_ms) / 86400000 AS joined_day,
         t.today AS today,
-        seg_figures(o.amount_fen, o.ordered_at, o.local_date, o.local_minute, t.today,
-                    {morning}, {noon}, {afternoon}, {evening}) AS f
+        (SELECT seg_figures(o.amount_fen, o.ordered_at, o.local_date, o.local_minute, t.today,
+                            {morning}, {noon}, {afternoon}, {evening})
+         FROM orders o WHERE o.customer_id = c.id) AS f
     FROM {from}
     JOIN seg_today t ON t.store_key = COALESCE(c.store_code, '')
-    LEFT JOIN orders o ON o.customer_id = c.id
     WHERE {range}
-    GROUP BY {key}
-)))
-INSERT INTO customer_attributes ({columns})
-SELECT p.* FROM p LEFT JOIN customer_attributes a ON a.customer_id = p.customer_id
-WHERE a.customer_id IS NULL
-    OR {changed}{upsert}"#,
+    LIMIT -1
+) q
+LEFT JOIN customer_attributes a ON a.customer_id = q.customer_id
+WHERE a.customer_id IS NULL{compared_here}
+    OR seg_differs(q.f, {stored}){upsert}"#,
         upsert = segments_sql::UPSERT_FIGURES,
-        columns = segments_sql::FIGURE_COLUMNS,
         morning = d.morning,
         noon = d.noon,
         afternoon = d.afternoon,
@@ -442,7 +439,7 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
         RecomputeMode::Full => plan.batch_size,
         RecomputeMode::Incremental => plan.scattered_batch_size,
     };
-    while let Some(hi) = next_bound(conn, driver, &lo, size).await? {
+    while let Some(Batch { hi, ids }) = next_batch(conn, driver, &lo, size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         if incremental || tracks {
             sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
@@ -467,14 +464,8 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
         }
-        let cleared = match plan.mode {
+        match plan.mode {
             RecomputeMode::Full => {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM customers WHERE id > ? AND id <= ?")
-                        .bind(&lo)
-                        .bind(&hi)
-                        .fetch_one(&mut *tx)
-                        .await?;
                 if tracks {
                     sqlx::query(
                         "INSERT OR IGNORE INTO seg_todo SELECT customer_id FROM segment_dirty \
@@ -490,15 +481,8 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
                     .bind(&hi)
                     .execute(&mut *tx)
                     .await?;
-                n
             }
             RecomputeMode::Incremental => {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM seg_todo WHERE id > ? AND id <= ?")
-                        .bind(&lo)
-                        .bind(&hi)
-                        .fetch_one(&mut *tx)
-                        .await?;
                 sqlx::query(
                     r#"DELETE FROM segment_dirty WHERE customer_id IN
                        (SELECT id FROM seg_todo WHERE id > ? AND id <= ?)"#,
@@ -507,11 +491,10 @@ async fn phase_a(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), Stor
                 .bind(&hi)
                 .execute(&mut *tx)
                 .await?;
-                n
             }
-        };
+        }
         tx.commit().await?;
-        recomputed += u64::try_from(cleared).unwrap_or(0);
+        recomputed += ids;
         lo = hi;
     }
     if tracks {
