@@ -658,18 +658,18 @@ pub fn compared_figures() -> impl Iterator<Item = &'static str> {
 }
 
 /// The conflict clause of phase A's upsert (both dialects): only rows whose
-/// figures changed reach it, compared with the stored ones beforehand.
-pub const UPSERT_FIGURES: &str = r#"
-ON CONFLICT (customer_id) DO UPDATE SET store_key = excluded.store_key,
-    joined_at = excluded.joined_at, joined_day = excluded.joined_day,
-    order_count = excluded.order_count,
-    total_spent_fen = excluded.total_spent_fen, avg_order_fen = excluded.avg_order_fen,
-    order_count_90d = excluded.order_count_90d, spent_90d_fen = excluded.spent_90d_fen,
-    spent_365d_fen = excluded.spent_365d_fen, first_order_at = excluded.first_order_at,
-    last_order_at = excluded.last_order_at, first_order_day = excluded.first_order_day,
-    last_order_day = excluded.last_order_day, favorite_daypart = excluded.favorite_daypart,
-    next_change_day = excluded.next_change_day, computed_day = excluded.computed_day,
-    computed_at = excluded.computed_at"#;
+/// figures changed reach it, compared with the stored ones beforehand; it
+/// sets every column of [`FIGURE_COLUMNS`] but the key.
+pub fn upsert_figures() -> String {
+    let set: Vec<String> = compared_figures()
+        .chain(["computed_day", "computed_at"])
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "\nON CONFLICT (customer_id) DO UPDATE SET {}",
+        set.join(", ")
+    )
+}
 
 /// The `FROM` of a pass finding the members of `segments`: every customer
 /// (`all`) or those of `seg_cand` (outside, the others looked up by key).

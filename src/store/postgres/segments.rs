@@ -455,7 +455,7 @@ WHERE a.customer_id IS NULL
         list("a", &compared),
         list("p", &compared)
     );
-    let upsert = segments_sql::UPSERT_FIGURES;
+    let upsert = segments_sql::upsert_figures();
     let (head, tail) = match into {
         FiguresInto::Fill => (
             format!("INSERT INTO segment_fill ({columns})\n"),
@@ -732,8 +732,8 @@ async fn in_range(
         .rows_affected())
 }
 
-/// Clear the dirty marks of a batch's customers (`delete`, returning the
-/// keys cleared; placeholders: lo, hi). It comes first in the batch's
+/// Clear the dirty marks of a batch's customers (`delete`; placeholders:
+/// lo, hi), returning the keys cleared if `delete` returns them. It comes first in the batch's
 /// transaction, before the orders are read. A writer marking one of these
 /// customers either holds its mark before the delete (the delete waits for
 /// the writer's commit, and the read that follows sees its orders), or
@@ -797,8 +797,7 @@ async fn incremental_figures(
         recomputed += ids;
         clear_marks(
             &mut tx,
-            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2) \
-             RETURNING customer_id",
+            "DELETE FROM segment_dirty WHERE customer_id IN (SELECT id FROM seg_todo WHERE id > $1 AND id <= $2)",
             &lo,
             &hi,
         )

@@ -323,7 +323,6 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
     // Only rows that changed are written: the comparison (one lookup by
     // key, one call for the attributes) comes before the upsert, whose own
     // conflict handling cost twice as much for every unchanged row.
-    let attributes = segments_sql::ORDER_ATTRIBUTES.join(", ");
     let taken_apart = (0..segments_sql::ORDER_ATTRIBUTES.len())
         .map(|i| format!("seg_attr(q.f, {i})"))
         .collect::<Vec<_>>()
@@ -338,8 +337,7 @@ fn phase_a_sql(plan: &SegmentPlan) -> String {
         .map(|c| format!("\n    OR a.{c} IS NOT q.{c}"))
         .collect::<String>();
     format!(
-        r#"INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day,
-    {attributes}, computed_day, computed_at)
+        r#"INSERT INTO customer_attributes ({columns})
 SELECT q.customer_id, q.store_key, q.joined_at, q.joined_day, {taken_apart}, q.today, ?
 FROM (
     SELECT c.id AS customer_id, t.store_key AS store_key,
@@ -357,7 +355,8 @@ FROM (
 LEFT JOIN customer_attributes a ON a.customer_id = q.customer_id
 WHERE a.customer_id IS NULL{compared_here}
     OR seg_differs(q.f, {stored}){upsert}"#,
-        upsert = segments_sql::UPSERT_FIGURES,
+        upsert = segments_sql::upsert_figures(),
+        columns = segments_sql::FIGURE_COLUMNS,
         morning = d.morning,
         noon = d.noon,
         afternoon = d.afternoon,
