@@ -640,9 +640,9 @@ async fn runs_follow_every_change(store: SharedStore, mode: RecomputeMode) {
 
 /// A full run in batches of two customers (spread over several connections
 /// where the backend has them) writes what a run in one batch writes: every
-/// customer once, with each stage and tier entered once. On PostgreSQL the
-/// first run fills the empty table (each row written once, ranked) and the
-/// one after it compares with the stored rows: the two ways agree.
+/// customer once, with each stage and tier entered once. The first run
+/// fills the empty table (each row written once, ranked) and the one after
+/// it compares with the stored rows: the two ways agree.
 async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedStore) {
     let sh = ten_buyers(&store).await;
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
@@ -834,6 +834,21 @@ async fn raw_sql(db: &common::TestStore, sql: &'static str) {
     }
 }
 
+/// The one integer `sql` selects, on either backend.
+async fn raw_count(db: &common::TestStore, sql: &'static str) -> i64 {
+    use sqlx::Connection;
+    match db.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
 /// A full run at `now` that fails once phase A has committed its batches:
 /// the histogram the thresholds come from cannot be rebuilt.
 async fn fail_after_the_figures(db: &common::TestStore, now: &str) {
@@ -938,6 +953,57 @@ async fn a_failed_batch_of_changes_keeps_nothing(db: &common::TestStore) {
             "{id} {newest:?}"
         );
     }
+}
+
+/// A first run that stops half-way through writing its ranked rows (in
+/// batches of two, the history refuses C08) is
+/// followed by a full run that writes the others: every customer ends with
+/// one row and one entry into a stage and a tier, and the stopped run's
+/// figures are not kept.
+async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    history_refuses_c08(db).await;
+    let dir = Path::new("/nonexistent-campaigns");
+    let file = job::load_file(store.as_ref(), dir).await.unwrap();
+    let mut plan = job::plan(store.as_ref(), &file, SHANGHAI, t(NOW), RecomputeMode::Full)
+        .await
+        .unwrap();
+    plan.batch_size = 2;
+    plan.scattered_batch_size = 2;
+    assert!(
+        store.recompute_segments(&plan).await.is_err(),
+        "the history was meant to refuse C08"
+    );
+    // SQLite writes C01..C06; on PostgreSQL, the lanes' batches that had
+    // not finished when C08's failed are not kept.
+    let written = raw_count(db, "SELECT count(*) FROM customer_attributes").await;
+    assert!((1..12).contains(&written), "{written} rows written");
+    match store.backend() {
+        Backend::Sqlite => raw_sql(db, "DROP TRIGGER refuse_c08").await,
+        Backend::Postgres => raw_sql(db, "DROP TRIGGER refuse_c08 ON segment_transitions").await,
+    }
+    let next = run(store, NOW, RecomputeMode::Full).await;
+    assert_eq!(next.outcome.recomputed, 12);
+    assert_eq!(
+        next.outcome.transitions,
+        2 * (12 - written.unsigned_abs()),
+        "the customers not written enter a stage and a tier"
+    );
+    assert_eq!(raw_count(db, "SELECT count(*) FROM segment_fill").await, 0);
+    let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
+    ids.extend(["N1".into(), "N2".into()]);
+    for id in &ids {
+        let entered: Vec<String> = profile(store, id, NOW)
+            .await
+            .transitions
+            .iter()
+            .map(|x| format!("{} {}", x.change, x.segment.split(':').next().unwrap_or("")))
+            .collect();
+        assert_eq!(entered, ["entered tier", "entered lifecycle"], "{id}");
+    }
+    let after = snapshot_in(store, dir, &ids, NOW).await;
+    full_run_changes_nothing(store, dir, &ids, NOW, &after, "after the stopped fill").await;
 }
 
 /// A full run that stops after writing some figures but before rebuilding
@@ -1496,6 +1562,7 @@ store_contract!(
     a_lease_from_a_clock_ahead_is_taken_over;
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
+    a_first_run_stopped_during_its_fill_is_completed_by_the_next,
     a_failed_batch_of_changes_keeps_nothing,
     an_interrupted_incremental_run_is_followed_by_a_full_one,
     runs_at_the_same_time_take_turns,

@@ -671,6 +671,52 @@ pub fn upsert_figures() -> String {
     )
 }
 
+/// Batches `(lo, hi]` from their upper `bounds` in id order (phase A's,
+/// which a first run's fill walks again).
+pub fn batches(bounds: &[String]) -> Vec<(String, String)> {
+    let lows = std::iter::once(String::new()).chain(bounds.iter().cloned());
+    lows.zip(bounds.iter().cloned()).collect()
+}
+
+/// A first full run's write of the customers with ids in `(lo, hi]` from
+/// `segment_fill` into the empty `customer_attributes`: each row once, with
+/// its scores, stage and tier, instead of the figures inserted and every
+/// row updated again. `lo` and `hi` are the placeholders of the bounds.
+pub fn fill_rows(plan: &SegmentPlan, dialect: Dialect, lo: &str, hi: &str) -> String {
+    let x_figures = FIGURE_COLUMNS
+        .split(',')
+        .map(|c| format!("x.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let join = ordered_join(dialect);
+    format!(
+        r#"INSERT {or_fail}INTO customer_attributes ({FIGURE_COLUMNS}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
+SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
+    SELECT a.*, {ranking}
+    FROM segment_fill a
+    {join} seg_today t ON t.store_key = a.store_key
+    {join} seg_thr s ON s.store_key = a.store_key
+    WHERE a.customer_id > {lo} AND a.customer_id <= {hi}
+) x"#,
+        or_fail = or_fail(dialect),
+        rfm = rfm(dialect, "x"),
+        ranking = ranking(plan, dialect),
+    )
+}
+
+/// The entries into their stage and tier of the customers of `source`
+/// (with columns `customer_id`, `lifecycle`, `value_tier`) that a first
+/// run's fill wrote, at `now`: stages first, then tiers, as
+/// [`transitions`] records them.
+pub fn fill_entered(dialect: Dialect, source: &str, now: &str) -> String {
+    format!(
+        r#"INSERT {or_fail}INTO segment_transitions (customer_id, segment, change, at)
+SELECT customer_id, 'lifecycle:' || lifecycle, 'entered', {now} FROM {source}
+UNION ALL SELECT customer_id, 'tier:' || value_tier, 'entered', {now} FROM {source}"#,
+        or_fail = or_fail(dialect),
+    )
+}
+
 /// The `FROM` of a pass finding the members of `segments`: every customer
 /// (`all`) or those of `seg_cand` (outside, the others looked up by key).
 /// Most expressions read only computed attributes: the customer record is

@@ -547,12 +547,11 @@ async fn phase_a(
             Ok((recomputed, changed, Vec::new(), 0))
         }
         RecomputeMode::Full => {
-            if fill {
-                // Left over by a run that did not finish.
-                sqlx::query("TRUNCATE segment_fill")
-                    .execute(&mut **conn)
-                    .await?;
-            }
+            // Left over by a first run that did not finish: a fill starts
+            // from an empty table, and any other run never reads it.
+            sqlx::query("TRUNCATE segment_fill")
+                .execute(&mut **conn)
+                .await?;
             // Building on the previous run, the customers to rank one by
             // one are those whose marks a batch clears and those whose row
             // it writes: each batch returns their keys, noted up to
@@ -861,7 +860,7 @@ async fn phase_b(
     }
     let done = if fill {
         let sql = fill_sql(plan);
-        let batches = Mutex::new(batches(bounds));
+        let batches = Mutex::new(segments_sql::batches(bounds).into_iter());
         let work = std::iter::once(&mut *conn)
             .chain(lanes.iter_mut())
             .map(|c| fill_lane(c, &batches, plan, &sql));
@@ -984,45 +983,22 @@ async fn restore_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), Stor
     Ok(())
 }
 
-/// Phase A's batches `(lo, hi]` from their upper `bounds` in id order.
-fn batches(bounds: &[String]) -> std::vec::IntoIter<(String, String)> {
-    let lows = std::iter::once(String::new()).chain(bounds.iter().cloned());
-    lows.zip(bounds.iter().cloned())
-        .collect::<Vec<_>>()
-        .into_iter()
-}
-
 /// A first full run's write of the customers with ids in `(lo, hi]`: each
 /// row of `segment_fill` goes into the empty `customer_attributes` once,
 /// with its scores, stage and tier, and each customer's entry into its
 /// stage and tier is recorded, in one statement. Placeholders: now, lo, hi.
 /// Returns one row: the rows written, the transitions recorded.
 fn fill_sql(plan: &SegmentPlan) -> String {
-    let figures = segments_sql::FIGURE_COLUMNS;
-    let x_figures = figures
-        .split(',')
-        .map(|c| format!("x.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
         r#"WITH written AS (
-    INSERT INTO customer_attributes ({figures}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
-    SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
-        SELECT a.*, {ranking}
-        FROM segment_fill a
-        JOIN seg_today t ON t.store_key = a.store_key
-        JOIN seg_thr s ON s.store_key = a.store_key
-        WHERE a.customer_id > $2 AND a.customer_id <= $3
-    ) x
+{rows}
     RETURNING customer_id, lifecycle, value_tier),
 entered AS (
-    INSERT INTO segment_transitions (customer_id, segment, change, at)
-    SELECT customer_id, 'lifecycle:' || lifecycle, 'entered', $1 FROM written
-    UNION ALL SELECT customer_id, 'tier:' || value_tier, 'entered', $1 FROM written
+{entered}
     RETURNING 1)
 SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM entered)"#,
-        rfm = segments_sql::rfm(Dialect::Postgres, "x"),
-        ranking = segments_sql::ranking(plan, Dialect::Postgres),
+        rows = segments_sql::fill_rows(plan, Dialect::Postgres, "$2", "$3"),
+        entered = segments_sql::fill_entered(Dialect::Postgres, "written", "$1"),
     )
 }
 
