@@ -206,6 +206,12 @@ pub struct JobRunArgs {
     /// a full run, saying why, when that is not possible).
     #[arg(long)]
     pub incremental: bool,
+    /// segments: a full run that ranks and evaluates every customer instead
+    /// of building on the previous run (which re-ranks only the customers
+    /// whose figures changed): puts right scores, stages, tiers and
+    /// memberships edited in the database by hand, recording each change.
+    #[arg(long, conflicts_with = "incremental")]
+    pub rebuild: bool,
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,

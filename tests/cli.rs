@@ -377,20 +377,40 @@ fn segments_job_sizes_and_one_customer_explained() {
     assert!(err.contains("no customer with id nobody"), "{err}");
 
     // An incremental run right after changes nothing.
-    let (code, out, err) = run(outreach(dir.path()).args([
+    let report = segments_report(dir.path(), "--incremental");
+    assert_eq!(report["mode"], "incremental");
+    assert_eq!(report["changed"], 0);
+
+    // A rebuild is a full run; nothing was edited, so nothing changes.
+    let report = segments_report(dir.path(), "--rebuild");
+    assert_eq!(report["mode"], "full");
+    assert_eq!(
+        (&report["changed"], &report["transitions"]),
+        (&0.into(), &0.into())
+    );
+    let (code, _, err) = run(outreach(dir.path()).args([
         "jobs",
         "run",
         "segments",
+        "--rebuild",
         "--incremental",
         "--now",
         NOW,
-        "--format",
-        "json",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--rebuild") && err.contains("--incremental"),
+        "{err}"
+    );
+}
+
+/// `jobs run segments FLAG --format json` at NOW in `dir`: its report.
+fn segments_report(dir: &Path, flag: &str) -> serde_json::Value {
+    let (code, out, err) = run(outreach(dir).args([
+        "jobs", "run", "segments", flag, "--now", NOW, "--format", "json",
     ]));
     assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(report["mode"], "incremental");
-    assert_eq!(report["changed"], 0);
+    serde_json::from_str(out.trim()).unwrap()
 }
 
 #[test]

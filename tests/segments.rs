@@ -1006,6 +1006,68 @@ async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &commo
     full_run_changes_nothing(store, dir, &ids, NOW, &after, "after the stopped fill").await;
 }
 
+/// Scores, stages and tiers edited in the database by hand stay through a
+/// full run building on the previous one (no figure changed, so it
+/// re-ranks no one), and a rebuild puts them right, recording each change.
+async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
+    let store = &db.store;
+    ten_buyers(store).await;
+    run(store, NOW, RecomputeMode::Full).await;
+    let right = attrs(store, "C10", NOW).await;
+    assert_eq!(right.lifecycle, "active");
+    raw_sql(
+        db,
+        "UPDATE customer_attributes SET lifecycle = 'churned', r_score = 1, rfm = '1' \
+         WHERE customer_id = 'C10'",
+    )
+    .await;
+    let full = run(store, NOW, RecomputeMode::Full).await;
+    assert_eq!(full.outcome.transitions, 0);
+    assert_eq!(attrs(store, "C10", NOW).await.lifecycle, "churned");
+
+    let rebuild = || {
+        job::run_request(
+            store.as_ref(),
+            Path::new("/nonexistent-campaigns"),
+            SHANGHAI,
+            t(NOW),
+            job::Request::Rebuild,
+        )
+    };
+    let rebuilt = rebuild().await.unwrap();
+    assert_eq!(rebuilt.mode, RecomputeMode::Full);
+    assert_eq!(
+        (rebuilt.outcome.changed, rebuilt.outcome.transitions),
+        (1, 2),
+        "C10 left churned and entered active"
+    );
+    let after = profile(store, "C10", NOW).await;
+    assert_eq!(
+        (
+            &after.attributes.lifecycle,
+            after.attributes.r_score,
+            &after.attributes.rfm
+        ),
+        (&right.lifecycle, right.r_score, &right.rfm)
+    );
+    let newest: Vec<(&str, &str)> = after
+        .transitions
+        .iter()
+        .take(2)
+        .map(|x| (x.segment.as_str(), x.change.as_str()))
+        .collect();
+    assert!(
+        newest.contains(&("lifecycle:churned", "left")),
+        "{newest:?}"
+    );
+    assert!(
+        newest.contains(&("lifecycle:active", "entered")),
+        "{newest:?}"
+    );
+    let again = rebuild().await.unwrap();
+    assert_eq!((again.outcome.changed, again.outcome.transitions), (0, 0));
+}
+
 /// A full run that stops after writing some figures but before rebuilding
 /// the histogram the thresholds come from leaves nothing an incremental run
 /// could build on: the next run is a full one, even when asked for an
@@ -1563,6 +1625,7 @@ store_contract!(
     an_interrupted_full_run_is_followed_by_a_full_one,
     an_interrupted_first_run_is_followed_by_a_full_one,
     a_first_run_stopped_during_its_fill_is_completed_by_the_next,
+    a_rebuild_puts_right_what_was_edited_by_hand,
     a_failed_batch_of_changes_keeps_nothing,
     an_interrupted_incremental_run_is_followed_by_a_full_one,
     runs_at_the_same_time_take_turns,

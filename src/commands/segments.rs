@@ -24,17 +24,19 @@ pub async fn jobs_run(settings: &Settings, clock: SharedClock, args: &JobRunArgs
         other => bail!("unknown job {other:?}; known jobs: segments, campaign:ID"),
     }
     let store = open_store(settings, &clock).await?;
-    let mode = if args.incremental {
-        RecomputeMode::Incremental
+    let request = if args.rebuild {
+        job::Request::Rebuild
+    } else if args.incremental {
+        job::Request::Mode(RecomputeMode::Incremental)
     } else {
-        RecomputeMode::Full
+        job::Request::Mode(RecomputeMode::Full)
     };
-    let report = match job::run(
+    let report = match job::run_request(
         store.as_ref(),
         &settings.campaigns_dir,
         settings.default_tz(),
         clock.now(),
-        mode,
+        request,
     )
     .await
     {

@@ -106,6 +106,27 @@ const LEASE_RENEWAL: StdDuration = StdDuration::from_secs(LEASE_SECONDS.unsigned
 /// How often a run waiting for the lease tries again.
 const LEASE_POLL: StdDuration = StdDuration::from_millis(250);
 
+/// What a run of the segments job is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A run in this mode (an incremental one may become full, saying why).
+    Mode(RecomputeMode),
+    /// A full run that ranks and evaluates every customer, whatever the
+    /// previous run left: stored scores, stages, tiers and memberships
+    /// that differ from what the figures give are put right (and each
+    /// change recorded), even where no figure changed.
+    Rebuild,
+}
+
+impl Request {
+    fn mode(self) -> RecomputeMode {
+        match self {
+            Request::Mode(mode) => mode,
+            Request::Rebuild => RecomputeMode::Full,
+        }
+    }
+}
+
 /// Run the segments job once at `now`, under the job's run lease (waiting
 /// for a run that holds it to finish).
 pub async fn run(
@@ -115,7 +136,28 @@ pub async fn run(
     now: DateTime<Utc>,
     requested: RecomputeMode,
 ) -> Result<SegmentRunReport, JobError> {
-    let span = tracing::info_span!("job", job = "segments", mode = %requested, now = %now);
+    run_request(
+        store,
+        campaigns_dir,
+        default_tz,
+        now,
+        Request::Mode(requested),
+    )
+    .await
+}
+
+/// Run the segments job once at `now` as `request` asks, under the job's
+/// run lease (waiting for a run that holds it to finish).
+pub async fn run_request(
+    store: &dyn Store,
+    campaigns_dir: &Path,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+    request: Request,
+) -> Result<SegmentRunReport, JobError> {
+    let requested = request.mode();
+    let rebuild = request == Request::Rebuild;
+    let span = tracing::info_span!("job", job = "segments", mode = %requested, rebuild, now = %now);
     async move {
         let started = Instant::now();
         // The lease's time moves on from `now` as the run goes.
@@ -124,7 +166,7 @@ pub async fn run(
         take_lease(store, &holder, &at).await?;
         let done = tokio::select! {
             lost = keep_lease(store, &holder, &at, LEASE_RENEWAL) => Err(lost),
-            done = run_leased(store, campaigns_dir, default_tz, now, requested) => done,
+            done = run_leased(store, campaigns_dir, default_tz, now, request) => done,
         };
         if let Err(e) = store.release_run_lease(RUN_LEASE, &holder).await {
             tracing::warn!(error = %e, "cannot release the segments run's lease; it runs out in {LEASE_SECONDS} s");
@@ -200,12 +242,15 @@ async fn run_leased(
     campaigns_dir: &Path,
     default_tz: Tz,
     now: DateTime<Utc>,
-    requested: RecomputeMode,
+    request: Request,
 ) -> Result<SegmentRunReport, JobError> {
     // The report's seconds leave out any wait for the lease.
     let started = Instant::now();
     let file = load_file(store, campaigns_dir).await?;
-    let plan = plan(store, &file, default_tz, now, requested).await?;
+    let mut plan = plan(store, &file, default_tz, now, request.mode()).await?;
+    if request == Request::Rebuild {
+        plan = plan.ranking_everyone();
+    }
     if let Some(reason) = &plan.full_reason {
         tracing::info!(reason = %reason, "running a full recompute instead of an incremental one");
     }
