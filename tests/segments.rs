@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use outreach::domain::{
     Birthday, Consent, Customer, CustomerId, Money, Order, OrderId, StoreCode, StoreInfo, Tags,
 };
-use outreach::segments::attributes::{CustomerAttributes, SegmentKind};
+use outreach::segments::attributes::{CustomerAttributes, SegmentKind, Transition};
 use outreach::segments::{CustomerProfile, RecomputeMode, SegmentRunReport, job, plan};
 use outreach::store::{Backend, SharedStore};
 
@@ -893,6 +893,32 @@ async fn history_refuses_c08(db: &common::TestStore) {
     }
 }
 
+/// Undoes [`history_refuses_c08`].
+async fn history_accepts_c08(db: &common::TestStore) {
+    match db.store.backend() {
+        Backend::Sqlite => raw_sql(db, "DROP TRIGGER refuse_c08").await,
+        Backend::Postgres => raw_sql(db, "DROP TRIGGER refuse_c08 ON segment_transitions").await,
+    }
+}
+
+/// `newest`, a customer's latest transitions, hold the move from stage
+/// `from` to stage `to`.
+fn assert_moved(newest: &[Transition], from: &str, to: &str, who: &str) {
+    let newest: Vec<(&str, &str)> = newest
+        .iter()
+        .map(|x| (x.segment.as_str(), x.change.as_str()))
+        .collect();
+    for step in [
+        (format!("lifecycle:{from}"), "left"),
+        (format!("lifecycle:{to}"), "entered"),
+    ] {
+        assert!(
+            newest.contains(&(step.0.as_str(), step.1)),
+            "{who}: no {step:?} in {newest:?}"
+        );
+    }
+}
+
 /// Each customer's stored ranking and the size of its history.
 async fn rankings(store: &SharedStore, ids: &[String], now: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -930,36 +956,24 @@ async fn a_failed_batch_of_changes_keeps_nothing(db: &common::TestStore) {
     full_run_fails(store, later, "the history was meant to refuse C08").await;
     assert_eq!(before, rankings(store, &ids, later).await);
 
-    match store.backend() {
-        Backend::Sqlite => raw_sql(db, "DROP TRIGGER refuse_c08").await,
-        Backend::Postgres => raw_sql(db, "DROP TRIGGER refuse_c08 ON segment_transitions").await,
-    }
+    history_accepts_c08(db).await;
     run(store, later, RecomputeMode::Full).await;
     for id in ["C06", "C07", "C08"] {
         let p = profile(store, id, later).await;
         assert_eq!(p.attributes.lifecycle, "at_risk", "{id}");
-        let newest: Vec<(&str, &str)> = p
+        let newest: Vec<Transition> = p
             .transitions
-            .iter()
+            .into_iter()
             .filter(|x| x.at == t(later))
-            .map(|x| (x.segment.as_str(), x.change.as_str()))
             .collect();
-        assert!(
-            newest.contains(&("lifecycle:active", "left")),
-            "{id} {newest:?}"
-        );
-        assert!(
-            newest.contains(&("lifecycle:at_risk", "entered")),
-            "{id} {newest:?}"
-        );
+        assert_moved(&newest, "active", "at_risk", id);
     }
 }
 
 /// A first run that stops half-way through writing its ranked rows (in
-/// batches of two, the history refuses C08) is
-/// followed by a full run that writes the others: every customer ends with
-/// one row and one entry into a stage and a tier, and the stopped run's
-/// figures are not kept.
+/// batches of two, the history refuses C08) is followed by a full run that
+/// writes the others: every customer ends with one row and one entry into
+/// a stage and a tier, and the stopped run's figures are not kept.
 async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &common::TestStore) {
     let store = &db.store;
     ten_buyers(store).await;
@@ -979,10 +993,7 @@ async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &commo
     // not finished when C08's failed are not kept.
     let written = raw_count(db, "SELECT count(*) FROM customer_attributes").await;
     assert!((1..12).contains(&written), "{written} rows written");
-    match store.backend() {
-        Backend::Sqlite => raw_sql(db, "DROP TRIGGER refuse_c08").await,
-        Backend::Postgres => raw_sql(db, "DROP TRIGGER refuse_c08 ON segment_transitions").await,
-    }
+    history_accepts_c08(db).await;
     let next = run(store, NOW, RecomputeMode::Full).await;
     assert_eq!(next.outcome.recomputed, 12);
     assert_eq!(
@@ -1050,20 +1061,7 @@ async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
         ),
         (&right.lifecycle, right.r_score, &right.rfm)
     );
-    let newest: Vec<(&str, &str)> = after
-        .transitions
-        .iter()
-        .take(2)
-        .map(|x| (x.segment.as_str(), x.change.as_str()))
-        .collect();
-    assert!(
-        newest.contains(&("lifecycle:churned", "left")),
-        "{newest:?}"
-    );
-    assert!(
-        newest.contains(&("lifecycle:active", "entered")),
-        "{newest:?}"
-    );
+    assert_moved(&after.transitions[..2], "churned", "active", "C10");
     let again = rebuild().await.unwrap();
     assert_eq!((again.outcome.changed, again.outcome.transitions), (0, 0));
 }
@@ -1130,6 +1128,14 @@ async fn an_interrupted_first_run_is_followed_by_a_full_one(db: &common::TestSto
     assert_eq!(
         next.outcome.transitions, 24,
         "each customer enters one stage and one tier, once"
+    );
+    assert_eq!(
+        (
+            next.outcome.changed,
+            raw_count(db, "SELECT count(*) FROM segment_fill").await
+        ),
+        (12, 0),
+        "each row written once; the figures the fill wrote from are gone"
     );
     let ids: Vec<String> = ["C01", "C05", "C10", "N1", "N2"]
         .into_iter()

@@ -732,8 +732,8 @@ async fn in_range(
 }
 
 /// Clear the dirty marks of a batch's customers (`delete`; placeholders:
-/// lo, hi), returning the keys cleared if `delete` returns them. It comes first in the batch's
-/// transaction, before the orders are read. A writer marking one of these
+/// lo, hi), returning the keys cleared if `delete` returns them. It comes
+/// first in the batch's transaction, before the orders are read. A writer marking one of these
 /// customers either holds its mark before the delete (the delete waits for
 /// the writer's commit, and the read that follows sees its orders), or
 /// marks after it (its insert waits for the batch's commit, and the mark

@@ -422,8 +422,8 @@ fn change_triggers() -> [String; 2] {
 
 /// Phase A: order figures, into `segment_fill` for a first full run
 /// (`fill`). Returns the customers recomputed, the rows of
-/// `customer_attributes` changed, and for a full run the upper bound of
-/// each batch in id order.
+/// `customer_attributes` changed, and for a fill the upper bound of each
+/// batch in id order, which phase B walks again.
 async fn phase_a(
     conn: &mut Conn,
     plan: &SegmentPlan,
@@ -494,13 +494,11 @@ async fn phase_a(
         if incremental {
             histogram_rows(&mut tx, -1, &lo, &hi).await?;
         }
-        changed += sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(ms(plan.now))
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let written = in_range(&mut tx, &sql, plan, &lo, &hi).await?;
+        // A fill's figures are not in customer_attributes yet.
+        if !fill {
+            changed += written;
+        }
         if incremental {
             histogram_rows(&mut tx, 1, &lo, &hi).await?;
         }
@@ -540,14 +538,10 @@ async fn phase_a(
         }
         tx.commit().await?;
         recomputed += ids;
-        if plan.mode == RecomputeMode::Full {
+        if fill {
             bounds.push(hi.clone());
         }
         lo = hi;
-    }
-    // A fill's figures are not in customer_attributes yet.
-    if fill {
-        changed = 0;
     }
     if tracks {
         for sql in [
@@ -613,6 +607,24 @@ async fn rebuild_histogram(
     Ok(())
 }
 
+/// Run a batch's statement over the ids in `(lo, hi]`; placeholders: now
+/// (in milliseconds), lo, hi. Returns the rows it affected.
+async fn in_range(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    sql: &str,
+    plan: &SegmentPlan,
+    lo: &str,
+    hi: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(AssertSqlSafe(sql))
+        .bind(ms(plan.now))
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
 /// Record the histogram values of the batch's customers with sign `d`.
 async fn histogram_rows(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -671,30 +683,19 @@ async fn fill(
     plan: &SegmentPlan,
     bounds: &[String],
 ) -> Result<(u64, u64), StoreError> {
-    let rows = segments_sql::fill_rows(plan, Dialect::Sqlite, "?", "?");
+    // Placeholders of both: now (?1), lo (?2), hi (?3).
+    let rows = segments_sql::fill_rows(plan, Dialect::Sqlite, "?2", "?3");
     let entered = segments_sql::fill_entered(
         Dialect::Sqlite,
         "(SELECT customer_id, lifecycle, value_tier FROM customer_attributes \
          WHERE customer_id > ?2 AND customer_id <= ?3)",
         "?1",
     );
-    let now = ms(plan.now);
     let (mut written, mut transitions) = (0u64, 0u64);
     for (lo, hi) in segments_sql::batches(bounds) {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        written += sqlx::query(AssertSqlSafe(rows.clone()))
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        transitions += sqlx::query(AssertSqlSafe(entered.clone()))
-            .bind(now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        written += in_range(&mut tx, &rows, plan, &lo, &hi).await?;
+        transitions += in_range(&mut tx, &entered, plan, &lo, &hi).await?;
         tx.commit().await?;
     }
     sqlx::query("DELETE FROM segment_fill")
@@ -733,7 +734,6 @@ async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreEr
             sqlx::query(sql).execute(&mut **conn).await?;
         }
     }
-    let now = ms(plan.now);
     let (mut changed, mut transitions) = (0u64, 0u64);
     let mut lo = String::new();
     let (tsql, usql) = (
@@ -742,20 +742,8 @@ async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreEr
     );
     while let Some(hi) = next_bound(conn, "seg_changes", &lo, plan.scattered_batch_size).await? {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        transitions += sqlx::query(AssertSqlSafe(tsql.clone()))
-            .bind(now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        changed += sqlx::query(AssertSqlSafe(usql.clone()))
-            .bind(now)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        transitions += in_range(&mut tx, &tsql, plan, &lo, &hi).await?;
+        changed += in_range(&mut tx, &usql, plan, &lo, &hi).await?;
         tx.commit().await?;
         lo = hi;
     }
