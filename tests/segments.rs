@@ -1017,51 +1017,69 @@ async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &commo
     full_run_changes_nothing(store, dir, &ids, NOW, &after, "after the stopped fill").await;
 }
 
-/// Scores, stages and tiers edited in the database by hand stay through a
-/// full run building on the previous one (no figure changed, so it
-/// re-ranks no one), and a rebuild puts them right, recording each change.
+/// Scores, stages, tiers and memberships edited in the database by hand
+/// stay through a full run building on the previous one (no figure
+/// changed, so it re-ranks and re-evaluates no one), and a rebuild puts
+/// them right, recording each change.
 async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
     let store = &db.store;
     ten_buyers(store).await;
-    run(store, NOW, RecomputeMode::Full).await;
-    let right = attrs(store, "C10", NOW).await;
-    assert_eq!(right.lifecycle, "active");
+    let campaigns = tempfile::tempdir().unwrap();
+    std::fs::write(
+        campaigns.path().join("segments.yaml"),
+        "segments:\n  regulars: \"order_count >= 5\"\n",
+    )
+    .unwrap();
+    let dir = campaigns.path();
+    run_in(store, dir, NOW, RecomputeMode::Full).await;
+    let right = profile_in(store, dir, "C10", NOW).await;
+    assert_eq!(right.attributes.lifecycle, "active");
+    let members = |p: &CustomerProfile| -> Vec<String> {
+        p.memberships.iter().map(|m| m.segment.clone()).collect()
+    };
+    assert_eq!(members(&right), ["regulars"]);
     raw_sql(
         db,
         "UPDATE customer_attributes SET lifecycle = 'churned', r_score = 1, rfm = '1' \
-         WHERE customer_id = 'C10'",
+         WHERE customer_id = 'C10'; DELETE FROM segment_memberships WHERE customer_id = 'C10'",
     )
     .await;
-    let full = run(store, NOW, RecomputeMode::Full).await;
+    let full = run_in(store, dir, NOW, RecomputeMode::Full).await;
     assert_eq!(full.outcome.transitions, 0);
-    assert_eq!(attrs(store, "C10", NOW).await.lifecycle, "churned");
+    let edited = profile_in(store, dir, "C10", NOW).await;
+    assert_eq!(edited.attributes.lifecycle, "churned");
+    assert!(edited.memberships.is_empty());
 
-    let rebuild = || {
-        job::run_request(
-            store.as_ref(),
-            Path::new("/nonexistent-campaigns"),
-            SHANGHAI,
-            t(NOW),
-            job::Request::Rebuild,
-        )
-    };
+    let rebuild = || job::run_request(store.as_ref(), dir, SHANGHAI, t(NOW), job::Request::Rebuild);
     let rebuilt = rebuild().await.unwrap();
     assert_eq!(rebuilt.mode, RecomputeMode::Full);
     assert_eq!(
         (rebuilt.outcome.changed, rebuilt.outcome.transitions),
-        (1, 2),
-        "C10 left churned and entered active"
+        (1, 3),
+        "C10 left churned, entered active and entered regulars"
     );
-    let after = profile(store, "C10", NOW).await;
+    let after = profile_in(store, dir, "C10", NOW).await;
     assert_eq!(
         (
             &after.attributes.lifecycle,
             after.attributes.r_score,
             &after.attributes.rfm
         ),
-        (&right.lifecycle, right.r_score, &right.rfm)
+        (
+            &right.attributes.lifecycle,
+            right.attributes.r_score,
+            &right.attributes.rfm
+        )
     );
-    assert_moved(&after.transitions[..2], "churned", "active", "C10");
+    assert_eq!(members(&after), ["regulars"]);
+    assert_moved(&after.transitions[..3], "churned", "active", "C10");
+    assert!(
+        after.transitions[..3]
+            .iter()
+            .any(|x| x.segment == "regulars" && x.change == "entered"),
+        "{:?}",
+        after.transitions
+    );
     let again = rebuild().await.unwrap();
     assert_eq!((again.outcome.changed, again.outcome.transitions), (0, 0));
 }
