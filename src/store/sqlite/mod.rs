@@ -2,6 +2,7 @@
 //! prepared multi-row upserts inside one transaction per batch.
 
 mod campaigns;
+mod candidates;
 mod checkpoints;
 mod coupons;
 mod figures;
@@ -82,16 +83,17 @@ impl SqliteStore {
                     let db = handle.as_raw_handle().as_ptr();
                     // SAFETY: the locked handle is open, and sqlx's worker
                     // thread makes no call on it while it is locked.
-                    unsafe { figures::register(db).and_then(|()| histogram::register(db)) }.map_err(
-                        |rc| {
-                            sqlx::Error::Configuration(
-                                format!(
-                                    "registering the segment functions failed (SQLite code {rc})"
-                                )
+                    unsafe {
+                        figures::register(db)
+                            .and_then(|()| histogram::register(db))
+                            .and_then(|()| candidates::register(db))
+                    }
+                    .map_err(|rc| {
+                        sqlx::Error::Configuration(
+                            format!("registering the segment functions failed (SQLite code {rc})")
                                 .into(),
-                            )
-                        },
-                    )
+                        )
+                    })
                 })
             })
             .connect_with(options)
