@@ -198,17 +198,14 @@ pub fn histogram_rows_table(dialect: Dialect) -> &'static str {
 pub const HISTOGRAM_ROWS_CLEAR: &str = "DELETE FROM seg_hist_rows";
 
 /// Record the histogram values of the `seg_todo` customers with ids in
-/// `(lo, hi]` as they are now, with sign `d`; placeholders: lo, hi.
-pub fn histogram_rows(dialect: Dialect, d: i32) -> String {
-    let (lo, hi) = match dialect {
-        Dialect::Sqlite => ("?", "?"),
-        Dialect::Postgres => ("$1", "$2"),
-    };
+/// `(lo, hi]` as they are now, with sign `d`; placeholders: lo, hi. SQLite
+/// (PostgreSQL notes them in the statement that writes the rows).
+pub fn histogram_rows(d: i32) -> String {
     format!(
         "INSERT INTO seg_hist_rows SELECT {values}, {d} FROM seg_todo x \
-         {join} customer_attributes a ON a.customer_id = x.id WHERE x.id > {lo} AND x.id <= {hi}",
+         {join} customer_attributes a ON a.customer_id = x.id WHERE x.id > ? AND x.id <= ?",
         values = histogram_values("a."),
-        join = ordered_join(dialect),
+        join = ordered_join(Dialect::Sqlite),
     )
 }
 

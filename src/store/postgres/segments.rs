@@ -397,7 +397,8 @@ enum FiguresInto {
     Changed,
     /// `customer_attributes`, the rows that changed, returning their keys
     /// and noting their histogram values in `seg_hist_rows` (old ones with
-    /// -1, new ones with +1): a full run building on the previous one.
+    /// -1, new ones with +1): a full run building on the previous one, and
+    /// an incremental run.
     ChangedNoted,
 }
 
@@ -542,7 +543,11 @@ async fn phase_a(
 ) -> Result<(u64, u64, Vec<String>, u64), StoreError> {
     match plan.mode {
         RecomputeMode::Incremental => {
-            let sql = phase_a_sql(plan, FiguresInto::Changed);
+            // The histogram's changes are noted by the statement that
+            // writes the rows, from the old and new values it has at hand
+            // (reading the batch's rows before and after took 0.35 s for
+            // 10,000 customers).
+            let sql = phase_a_sql(plan, FiguresInto::ChangedNoted);
             let (recomputed, changed) = incremental_figures(conn, plan, &sql).await?;
             Ok((recomputed, changed, Vec::new(), 0))
         }
@@ -804,9 +809,7 @@ async fn incremental_figures(
         sqlx::query(segments_sql::HISTOGRAM_ROWS_CLEAR)
             .execute(&mut *tx)
             .await?;
-        histogram_rows(&mut tx, -1, &lo, &hi).await?;
         changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
-        histogram_rows(&mut tx, 1, &lo, &hi).await?;
         for sql in segments_sql::histogram_apply() {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
@@ -814,24 +817,6 @@ async fn incremental_figures(
         lo = hi;
     }
     Ok((recomputed, changed))
-}
-
-/// Record the histogram values of the batch's customers with sign `d`.
-async fn histogram_rows(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    d: i32,
-    lo: &str,
-    hi: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(AssertSqlSafe(segments_sql::histogram_rows(
-        Dialect::Postgres,
-        d,
-    )))
-    .bind(lo)
-    .bind(hi)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Phase B: scores, stage and tier from this run's thresholds, written

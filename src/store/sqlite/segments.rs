@@ -632,14 +632,11 @@ async fn histogram_rows(
     lo: &str,
     hi: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(AssertSqlSafe(segments_sql::histogram_rows(
-        Dialect::Sqlite,
-        d,
-    )))
-    .bind(lo)
-    .bind(hi)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(AssertSqlSafe(segments_sql::histogram_rows(d)))
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
