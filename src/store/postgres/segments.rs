@@ -1048,9 +1048,14 @@ async fn rank_lane(
     .bind_params(params)
     .execute(&mut **conn)
     .await?;
+    // The batches below read seg_changes by ranges of ids: the planner
+    // needs its size and the spread of its ids, which a sample of 3,000
+    // ids gives (7 ms) as well as the default sample of 30,000 rows of
+    // every column (110 ms for 110,000 rows).
     for sql in [
         "CREATE UNIQUE INDEX ON seg_changes (id)",
-        "ANALYZE seg_changes",
+        "ALTER TABLE seg_changes ALTER COLUMN id SET STATISTICS 10",
+        "ANALYZE seg_changes (id)",
     ] {
         sqlx::query(sql).execute(&mut **conn).await?;
     }
@@ -1058,7 +1063,8 @@ async fn rank_lane(
         for sql in [
             segments_sql::CHANGED_CUSTOMERS,
             "CREATE UNIQUE INDEX ON seg_cand (id)",
-            "ANALYZE seg_cand",
+            "ALTER TABLE seg_cand ALTER COLUMN id SET STATISTICS 10",
+            "ANALYZE seg_cand (id)",
         ] {
             sqlx::query(sql).execute(&mut **conn).await?;
         }
