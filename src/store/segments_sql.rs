@@ -86,6 +86,27 @@ pub fn histogram_totals(dialect: Dialect) -> &'static str {
 pub const HISTOGRAM_IN_ORDER: &str =
     "SELECT metric, store_key, value, n FROM segment_histogram ORDER BY metric, store_key, value";
 
+/// A page of [`HISTOGRAM_IN_ORDER`] as one JSON array of `[metric,
+/// store_key, value, n]` (SQLite): the entries after the key (`?1`, `?2`,
+/// `?3`), at most `?4` of them. The rows one by one cost sqlx about 1.7 µs
+/// each, 0.11 s for the 65,000 values of the demo shop; SQLite builds the
+/// arrays in 0.04 s. Pages keep the text small whatever the number of
+/// distinct values.
+pub const HISTOGRAM_PAGE_AS_JSON: &str = "SELECT json_group_array(json_array(metric, store_key, value, n) \
+     ORDER BY metric, store_key, value) FROM (SELECT metric, store_key, value, n FROM segment_histogram \
+     WHERE (metric, store_key, value) > (?1, ?2, ?3) ORDER BY metric, store_key, value LIMIT ?4)";
+
+/// An entry of [`HISTOGRAM_PAGE_AS_JSON`]'s array.
+#[derive(Debug, serde::Deserialize)]
+pub struct HistogramEntry<'a> {
+    #[serde(borrow)]
+    pub metric: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub store_key: std::borrow::Cow<'a, str>,
+    pub value: i64,
+    pub n: i64,
+}
+
 /// `CREATE TEMP TABLE seg_thr`: one row per store key with the score
 /// thresholds `r1..r4`, `f1..f4`, `m1..m4` and the tier thresholds `t1`
 /// (vip) and `t2` (core).

@@ -22,10 +22,9 @@ use crate::segments::derive as shared;
 use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{STAGES, TIERS};
-use crate::segments::thresholds::ThresholdScan;
+use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
 use crate::store::StoreError;
 use crate::store::segments_sql::{self, Batch, RankScope};
-use futures::TryStreamExt;
 
 type Conn = PoolConnection<Sqlite>;
 
@@ -750,22 +749,12 @@ async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreEr
     Ok((changed, transitions))
 }
 
-/// Create `seg_thr` with each store key's thresholds, read from
-/// `segment_histogram` in one ordered pass.
+/// Entries of `segment_histogram` read at a time (about 1.2 MB of JSON).
+const HISTOGRAM_PAGE: usize = 50_000;
+
+/// Create `seg_thr` with each store key's thresholds.
 async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
-    let totals: Vec<(String, String, i64)> =
-        sqlx::query_as(segments_sql::histogram_totals(Dialect::Sqlite))
-            .fetch_all(&mut **conn)
-            .await?;
-    let mut scan = ThresholdScan::new(&plan.rules.tiers, totals);
-    let mut rows = sqlx::query(segments_sql::HISTOGRAM_IN_ORDER).fetch(&mut **conn);
-    while let Some(row) = rows.try_next().await? {
-        let metric: &str = row.try_get(0)?;
-        let store_key: &str = row.try_get(1)?;
-        scan.push(metric, store_key, row.try_get(2)?, row.try_get(3)?)?;
-    }
-    drop(rows);
-    let found = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
+    let found = thresholds(conn, plan, HISTOGRAM_PAGE).await?;
     sqlx::query(AssertSqlSafe(segments_sql::thresholds_table(
         Dialect::Sqlite,
     )))
@@ -783,6 +772,49 @@ async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
             .await?;
     }
     Ok(())
+}
+
+/// Each store key's thresholds, read from `segment_histogram` in one
+/// ordered pass, `page` entries at a time.
+async fn thresholds(
+    conn: &mut Conn,
+    plan: &SegmentPlan,
+    page: usize,
+) -> Result<Vec<(String, ThresholdRow)>, StoreError> {
+    let totals: Vec<(String, String, i64)> =
+        sqlx::query_as(segments_sql::histogram_totals(Dialect::Sqlite))
+            .fetch_all(&mut **conn)
+            .await?;
+    let mut scan = ThresholdScan::new(&plan.rules.tiers, totals);
+    let mut after = (String::new(), String::new(), i64::MIN);
+    loop {
+        let json: String = sqlx::query_scalar(segments_sql::HISTOGRAM_PAGE_AS_JSON)
+            .bind(&after.0)
+            .bind(&after.1)
+            .bind(after.2)
+            .bind(i64::try_from(page).unwrap_or(i64::MAX))
+            .fetch_one(&mut **conn)
+            .await?;
+        let entries: Vec<segments_sql::HistogramEntry> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                table: "segment_histogram",
+                reason: format!("its values as JSON: {e}"),
+            })?;
+        for e in &entries {
+            scan.push(&e.metric, &e.store_key, e.value, e.n)?;
+        }
+        match entries.last() {
+            Some(last) if entries.len() >= page => {
+                after = (
+                    last.metric.to_string(),
+                    last.store_key.to_string(),
+                    last.value,
+                );
+            }
+            _ => break,
+        }
+    }
+    Ok(scan.finish(plan.days.iter().map(|d| d.store_key.as_str())))
 }
 
 /// What each store key was ranked with by the previous run and is now.
@@ -984,13 +1016,9 @@ mod tests {
         }
     }
 
-    /// The aggregate and the table count the same histogram.
-    #[tokio::test]
-    async fn both_ways_of_counting_the_histogram_agree() {
-        let (_dir, store) = SqliteStore::temporary(1).await;
-        let mut conn = store.pool.acquire().await.unwrap();
-        // 300 customers in two stores and none: repeated and distinct
-        // values, some who never ordered, refunds below zero.
+    /// 300 customers in two stores and none: repeated and distinct values,
+    /// some who never ordered, refunds below zero.
+    async fn three_hundred_customers(conn: &mut Conn) {
         sqlx::query(
             r#"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
                INSERT INTO customer_attributes (customer_id, store_key, joined_at, joined_day,
@@ -1001,9 +1029,84 @@ mod tests {
                    CASE WHEN i % 7 = 0 THEN NULL ELSE 20000 + i % 40 END, 20780, 0
                FROM n"#,
         )
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await
         .unwrap();
+    }
+
+    /// The thresholds read a page of the histogram at a time are those of
+    /// one ordered pass over its rows, whatever the page's size.
+    #[tokio::test]
+    async fn thresholds_read_in_pages_are_those_of_one_pass() {
+        use crate::domain::{StoreCode, StoreInfo};
+        use crate::segments::SegmentsFile;
+        use chrono::TimeZone;
+        let (_dir, store) = SqliteStore::temporary(1).await;
+        let mut conn = store.pool.acquire().await.unwrap();
+        three_hundred_customers(&mut conn).await;
+        let mut tx = conn.begin().await.unwrap();
+        rebuild_histogram(&mut tx, "customer_attributes", false)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let stores: Vec<StoreInfo> = ["SH-001", "BJ-001"]
+            .map(|code| StoreInfo {
+                code: StoreCode::from_trusted(code.to_owned()),
+                name: code.to_owned(),
+                sms_signature: String::new(),
+                timezone: chrono_tz::Asia::Shanghai,
+            })
+            .into();
+        let plan = SegmentPlan::new(
+            &SegmentsFile::defaults(),
+            &stores,
+            chrono_tz::Asia::Shanghai,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 23, 4, 0, 0).unwrap(),
+            RecomputeMode::Full,
+            None,
+        );
+        // The oracle: every row, one by one, in key order.
+        let totals: Vec<(String, String, i64)> =
+            sqlx::query_as(segments_sql::histogram_totals(Dialect::Sqlite))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let mut scan = ThresholdScan::new(&plan.rules.tiers, totals);
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as(segments_sql::HISTOGRAM_IN_ORDER)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert!(rows.len() > 100, "{} rows", rows.len());
+        for (metric, store_key, value, n) in &rows {
+            scan.push(metric, store_key, *value, *n).unwrap();
+        }
+        let expected = scan.finish(plan.days.iter().map(|d| d.store_key.as_str()));
+        assert_eq!(expected.len(), 3);
+        assert!(
+            expected
+                .iter()
+                .all(|(_, t)| t[0] != crate::segments::thresholds::UNREACHABLE)
+        );
+        for page in [
+            1,
+            7,
+            rows.len() - 1,
+            rows.len(),
+            rows.len() + 1,
+            HISTOGRAM_PAGE,
+        ] {
+            let found = thresholds(&mut conn, &plan, page).await.unwrap();
+            assert_eq!(found, expected, "pages of {page}");
+        }
+    }
+
+    /// The aggregate and the table count the same histogram.
+    #[tokio::test]
+    async fn both_ways_of_counting_the_histogram_agree() {
+        let (_dir, store) = SqliteStore::temporary(1).await;
+        let mut conn = store.pool.acquire().await.unwrap();
+        three_hundred_customers(&mut conn).await;
         let mut by_hand = Vec::new();
         for by_upsert in [false, true] {
             let mut tx = conn.begin().await.unwrap();
