@@ -921,6 +921,14 @@ mod tests {
         assert_eq!(candidate_ranges(&plan(), &bases, Dialect::Sqlite), None);
     }
 
+    /// `moved_ranges` finds each threshold's column by name.
+    #[test]
+    fn every_thresholded_column_is_a_ranged_column() {
+        for (_, col) in THRESHOLD_COLUMNS {
+            assert!(RANGED_COLUMNS.contains(&col), "{col}");
+        }
+    }
+
     #[test]
     fn moved_thresholds_and_days_become_ranges() {
         let mut current = basis(20_781);
