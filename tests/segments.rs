@@ -1050,7 +1050,7 @@ async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
     assert_eq!(edited.attributes.lifecycle, "churned");
     assert!(edited.memberships.is_empty());
 
-    let rebuild = || job::run_request(store.as_ref(), dir, SHANGHAI, t(NOW), job::Request::Rebuild);
+    let rebuild = || job::run(store.as_ref(), dir, SHANGHAI, t(NOW), job::Request::Rebuild);
     let rebuilt = rebuild().await.unwrap();
     assert_eq!(rebuilt.mode, RecomputeMode::Full);
     assert_eq!(

@@ -31,7 +31,7 @@ pub async fn jobs_run(settings: &Settings, clock: SharedClock, args: &JobRunArgs
     } else {
         job::Request::Mode(RecomputeMode::Full)
     };
-    let report = match job::run_request(
+    let report = match job::run(
         store.as_ref(),
         &settings.campaigns_dir,
         settings.default_tz(),

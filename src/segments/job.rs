@@ -118,6 +118,12 @@ pub enum Request {
     Rebuild,
 }
 
+impl From<RecomputeMode> for Request {
+    fn from(mode: RecomputeMode) -> Request {
+        Request::Mode(mode)
+    }
+}
+
 impl Request {
     fn mode(self) -> RecomputeMode {
         match self {
@@ -127,34 +133,17 @@ impl Request {
     }
 }
 
-/// Run the segments job once at `now`, under the job's run lease (waiting
-/// for a run that holds it to finish).
+/// Run the segments job once at `now` as `request` asks (a
+/// [`RecomputeMode`], or [`Request::Rebuild`]), under the job's run lease
+/// (waiting for a run that holds it to finish).
 pub async fn run(
     store: &dyn Store,
     campaigns_dir: &Path,
     default_tz: Tz,
     now: DateTime<Utc>,
-    requested: RecomputeMode,
+    request: impl Into<Request>,
 ) -> Result<SegmentRunReport, JobError> {
-    run_request(
-        store,
-        campaigns_dir,
-        default_tz,
-        now,
-        Request::Mode(requested),
-    )
-    .await
-}
-
-/// Run the segments job once at `now` as `request` asks, under the job's
-/// run lease (waiting for a run that holds it to finish).
-pub async fn run_request(
-    store: &dyn Store,
-    campaigns_dir: &Path,
-    default_tz: Tz,
-    now: DateTime<Utc>,
-    request: Request,
-) -> Result<SegmentRunReport, JobError> {
+    let request = request.into();
     let requested = request.mode();
     let rebuild = request == Request::Rebuild;
     let span = tracing::info_span!("job", job = "segments", mode = %requested, rebuild, now = %now);
