@@ -94,6 +94,20 @@ async fn full_run_fails(store: &SharedStore, now: &str, why: &str) {
     assert!(ran.is_err(), "{why}");
 }
 
+/// A full run's plan at `now` (the default rules), in batches of two
+/// customers.
+async fn full_plan_in_pairs(store: &SharedStore, now: &str) -> outreach::segments::SegmentPlan {
+    let file = job::load_file(store.as_ref(), Path::new("/nonexistent-campaigns"))
+        .await
+        .unwrap();
+    let mut plan = job::plan(store.as_ref(), &file, SHANGHAI, t(now), RecomputeMode::Full)
+        .await
+        .unwrap();
+    plan.batch_size = 2;
+    plan.scattered_batch_size = 2;
+    plan
+}
+
 async fn profile(store: &SharedStore, id: &str, now: &str) -> CustomerProfile {
     profile_in(store, Path::new("/nonexistent-campaigns"), id, now).await
 }
@@ -648,12 +662,7 @@ async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedSto
     let mut ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
     ids.extend(["N1".into(), "N2".into()]);
     let dir = Path::new("/nonexistent-campaigns");
-    let file = job::load_file(store.as_ref(), dir).await.unwrap();
-    let mut plan = job::plan(store.as_ref(), &file, SHANGHAI, t(NOW), RecomputeMode::Full)
-        .await
-        .unwrap();
-    plan.batch_size = 2;
-    plan.scattered_batch_size = 2;
+    let plan = full_plan_in_pairs(&store, NOW).await;
     let small = store.recompute_segments(&plan).await.unwrap();
     assert_eq!(small.recomputed, 12);
     assert_eq!(
@@ -681,18 +690,8 @@ async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedSto
         })
         .collect();
     store.upsert_orders(&orders, t(later)).await.unwrap();
-    let mut plan = job::plan(
-        store.as_ref(),
-        &file,
-        SHANGHAI,
-        t(later),
-        RecomputeMode::Full,
-    )
-    .await
-    .unwrap();
+    let plan = full_plan_in_pairs(&store, later).await;
     assert!(plan.notes_changes(), "{:?}", plan.full_reason);
-    plan.batch_size = 2;
-    plan.scattered_batch_size = 2;
     let noted = store.recompute_segments(&plan).await.unwrap();
     assert_eq!(noted.recomputed, 12);
     assert!(
@@ -979,12 +978,7 @@ async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &commo
     ten_buyers(store).await;
     history_refuses_c08(db).await;
     let dir = Path::new("/nonexistent-campaigns");
-    let file = job::load_file(store.as_ref(), dir).await.unwrap();
-    let mut plan = job::plan(store.as_ref(), &file, SHANGHAI, t(NOW), RecomputeMode::Full)
-        .await
-        .unwrap();
-    plan.batch_size = 2;
-    plan.scattered_batch_size = 2;
+    let plan = full_plan_in_pairs(store, NOW).await;
     assert!(
         store.recompute_segments(&plan).await.is_err(),
         "the history was meant to refuse C08"
