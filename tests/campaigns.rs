@@ -544,9 +544,11 @@ async fn recipients(store: &SharedStore, campaign: &str) -> Vec<String> {
         .collect()
 }
 
-async fn the_audience_is_filtered_in_the_database(store: SharedStore) {
+/// Five customers of two stores in several stages, ranked at 08:00 on
+/// 2026-11-23.
+async fn two_stores_ranked(store: &SharedStore) {
     seed(
-        &store,
+        store,
         &[
             customer("C0001", "SH-001", None), // active, 2 orders
             customer("C0002", "SH-001", None), // active, 1 order
@@ -571,7 +573,11 @@ async fn the_audience_is_filtered_in_the_database(store: SharedStore) {
         .upsert_orders(&orders, t("2026-11-16T00:00:00Z"))
         .await
         .unwrap();
-    segments(&store, "2026-11-23T08:00:00+08:00").await;
+    segments(store, "2026-11-23T08:00:00+08:00").await;
+}
+
+async fn the_audience_is_filtered_in_the_database(store: SharedStore) {
+    two_stores_ranked(&store).await;
     let tpl = templates();
     let now = "2026-11-23T10:00:00+08:00";
     let include = campaign(
@@ -589,6 +595,25 @@ async fn the_audience_is_filtered_in_the_database(store: SharedStore) {
     );
     run_at(&store, &exclude, &tpl, now, None).await;
     assert_eq!(recipients(&store, "cast2").await, vec!["C0004", "C0005"]);
+}
+
+/// An audience reading a score reads it as the last segments run ranked
+/// it (scores are not stored: they come from the figures and that run's
+/// thresholds), within each store.
+async fn an_audience_reads_scores_as_last_ranked(store: SharedStore) {
+    two_stores_ranked(&store).await;
+    let tpl = templates();
+    let frequent = campaign(
+        &broadcast_campaign("{ where: \"f_score >= 2 and rfm != '111'\" }"),
+        &tpl,
+    );
+    run_at(&store, &frequent, &tpl, "2026-11-23T10:00:00+08:00", None).await;
+    // In SH-001, C0002 has fewer orders (score 1) than the other three, who
+    // tie (score 2); C0003 is alone in NY-001 (nobody below: score 1).
+    assert_eq!(
+        recipients(&store, "cast").await,
+        vec!["C0001", "C0004", "C0005"]
+    );
 }
 
 async fn a_recurring_broadcast_sends_once_per_tick(store: SharedStore) {
@@ -696,6 +721,7 @@ store_contract!(
     birthdays_follow_the_store_calendar,
     a_preview_writes_nothing,
     the_audience_is_filtered_in_the_database,
+    an_audience_reads_scores_as_last_ranked,
     a_recurring_broadcast_sends_once_per_tick,
     entering_a_segment_triggers_once_per_entry,
 );

@@ -74,10 +74,6 @@ struct Row {
     first_order_day: Option<i64>,
     joined_day: Option<i64>,
     favorite_daypart: Option<String>,
-    r_score: Option<i64>,
-    f_score: Option<i64>,
-    m_score: Option<i64>,
-    rfm: Option<String>,
     lifecycle: String,
     value_tier: String,
 }
@@ -100,7 +96,6 @@ fn random_row(rng: &mut ChaCha8Rng, id: i64, today: &HashMap<i64, i64>) -> Row {
         .copied()
         .filter(|_| rng.random_bool(0.3))
         .collect();
-    let score = |rng: &mut ChaCha8Rng| maybe(rng, |r| r.random_range(1..=5));
     Row {
         id,
         store_key,
@@ -117,10 +112,6 @@ fn random_row(rng: &mut ChaCha8Rng, id: i64, today: &HashMap<i64, i64>) -> Row {
         first_order_day: maybe(rng, random_day),
         joined_day: maybe(rng, |r| now - r.random_range(-2..800)),
         favorite_daypart: maybe(rng, |r| pick(r, DAYPARTS)),
-        r_score: score(rng),
-        f_score: score(rng),
-        m_score: score(rng),
-        rfm: maybe(rng, |r| pick(r, &RFMS)),
         lifecycle: pick(rng, LIFECYCLES),
         value_tier: pick(rng, VALUE_TIERS),
     }
@@ -173,11 +164,69 @@ fn birthday_table(todays: &[(i64, i64)]) -> HashMap<(i64, i64, i64), i64> {
     table
 }
 
+/// A store key's score thresholds: four each for recency (days), frequency
+/// and money, as the segments job leaves them in `segment_run_state`.
+type Thresholds = [[i64; 4]; 3];
+
+/// No value reaches it (as `segments::thresholds::UNREACHABLE`).
+const UNREACHABLE: i64 = 1 << 62;
+
+/// Thresholds for the store keys but the last (not ranked yet: no scores):
+/// around the rows' values, ascending, with ties and unreachable ones.
+fn random_thresholds(rng: &mut ChaCha8Rng, today: &HashMap<i64, i64>) -> HashMap<i64, Thresholds> {
+    let sorted = |rng: &mut ChaCha8Rng, pool: &dyn Fn(&mut ChaCha8Rng) -> i64| {
+        let mut t = [0; 4].map(|_| pool(rng));
+        t.sort_unstable();
+        t
+    };
+    (1..today.len() as i64)
+        .map(|key| {
+            let now = today[&key];
+            let r = sorted(rng, &|r| now - r.random_range(0..400));
+            let f = sorted(rng, &|r| match r.random_range(0..6) {
+                0 => UNREACHABLE,
+                _ => r.random_range(1..=20),
+            });
+            let m = sorted(rng, &|r| match r.random_range(0..10) {
+                0 => UNREACHABLE,
+                _ => *FEN.choose(r).unwrap_or(&0),
+            });
+            (key, [r, f, m])
+        })
+        .collect()
+}
+
 /// A row as `Expr::eval` sees it.
 struct Customer<'a> {
     row: &'a Row,
     today: i64,
+    thresholds: Option<&'a Thresholds>,
     birthdays: &'a HashMap<(i64, i64, i64), i64>,
+}
+
+impl Customer<'_> {
+    /// One more for each threshold of `metric` (0 recency, 1 frequency, 2
+    /// money) the value reaches; none without orders or thresholds.
+    fn score(&self, metric: usize, value: Option<i64>) -> Option<i64> {
+        let thresholds = self.thresholds?;
+        if self.row.order_count <= 0 {
+            return None;
+        }
+        let reached = thresholds[metric]
+            .iter()
+            .filter(|t| value.is_some_and(|v| v >= **t))
+            .count();
+        Some(1 + reached as i64)
+    }
+
+    fn scores(&self) -> [Option<i64>; 3] {
+        let r = self.row;
+        [
+            self.score(0, r.last_order_day),
+            self.score(1, Some(r.order_count)),
+            self.score(2, Some(r.total_spent_fen)),
+        ]
+    }
 }
 
 impl AttrLookup for Customer<'_> {
@@ -198,10 +247,13 @@ impl AttrLookup for Customer<'_> {
             Attr::LastOrderAt => opt(r.last_order_day),
             Attr::DaysSinceJoined => opt(r.joined_day.map(|d| self.today - d)),
             Attr::FavoriteDaypart => text(&r.favorite_daypart),
-            Attr::RScore => opt(r.r_score),
-            Attr::FScore => opt(r.f_score),
-            Attr::MScore => opt(r.m_score),
-            Attr::Rfm => text(&r.rfm),
+            Attr::RScore => opt(self.scores()[0]),
+            Attr::FScore => opt(self.scores()[1]),
+            Attr::MScore => opt(self.scores()[2]),
+            Attr::Rfm => match self.scores() {
+                [Some(r), Some(f), Some(m)] => Value::Text(format!("{r}{f}{m}")),
+                _ => Value::Null,
+            },
             Attr::Lifecycle => Value::Text(r.lifecycle.clone()),
             Attr::ValueTier => Value::Text(r.value_tier.clone()),
             Attr::DaysToBirthday => opt(r
@@ -461,9 +513,11 @@ const SCHEMA: [&str; 4] = [
         store_key BIGINT NOT NULL, last_order_day INTEGER, order_count INTEGER NOT NULL,
         total_spent_fen BIGINT NOT NULL, avg_order_fen BIGINT, order_count_90d INTEGER NOT NULL,
         spent_90d_fen BIGINT NOT NULL, spent_365d_fen BIGINT NOT NULL, first_order_day INTEGER,
-        joined_day INTEGER, favorite_daypart TEXT, r_score INTEGER, f_score INTEGER,
-        m_score INTEGER, rfm TEXT, lifecycle TEXT NOT NULL, value_tier TEXT NOT NULL)",
-    "CREATE TABLE seg_today (store_key BIGINT PRIMARY KEY, today INTEGER NOT NULL)",
+        joined_day INTEGER, favorite_daypart TEXT, lifecycle TEXT NOT NULL,
+        value_tier TEXT NOT NULL)",
+    "CREATE TABLE seg_today (store_key BIGINT PRIMARY KEY, today INTEGER NOT NULL,
+        r1 BIGINT, r2 BIGINT, r3 BIGINT, r4 BIGINT, f1 BIGINT, f2 BIGINT, f3 BIGINT, f4 BIGINT,
+        m1 BIGINT, m2 BIGINT, m3 BIGINT, m4 BIGINT)",
     "CREATE TABLE seg_birthdays (today INTEGER NOT NULL, month INTEGER NOT NULL,
         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))",
 ];
@@ -522,16 +576,12 @@ async fn insert_row(db: &mut impl Backend, r: &Row) -> Result<(), String> {
         Cell::Int(r.first_order_day),
         Cell::Int(r.joined_day),
         Cell::Text(r.favorite_daypart.clone()),
-        Cell::Int(r.r_score),
-        Cell::Int(r.f_score),
-        Cell::Int(r.m_score),
-        Cell::Text(r.rfm.clone()),
         text(&r.lifecycle),
         text(&r.value_tier),
     ];
     let cols = "id, customer_id, store_key, last_order_day, order_count, total_spent_fen, \
         avg_order_fen, order_count_90d, spent_90d_fen, spent_365d_fen, first_order_day, \
-        joined_day, favorite_daypart, r_score, f_score, m_score, rfm, lifecycle, value_tier";
+        joined_day, favorite_daypart, lifecycle, value_tier";
     insert(db, "customer_attributes", cols, &attributes).await
 }
 
@@ -539,6 +589,7 @@ async fn insert_row(db: &mut impl Backend, r: &Row) -> Result<(), String> {
 struct Fixture {
     rows: Vec<Row>,
     today: HashMap<i64, i64>,
+    thresholds: HashMap<i64, Thresholds>,
     birthdays: HashMap<(i64, i64, i64), i64>,
 }
 
@@ -551,6 +602,7 @@ impl Fixture {
             .collect();
         Fixture {
             rows,
+            thresholds: random_thresholds(rng, &today),
             birthdays: birthday_table(&todays),
             today,
         }
@@ -561,13 +613,13 @@ impl Fixture {
             db.execute(ddl, &[]).await?;
         }
         for (key, today) in &self.today {
-            insert(
-                db,
-                "seg_today",
-                "store_key, today",
-                &[int(*key), int(*today)],
-            )
-            .await?;
+            let mut cells = vec![int(*key), int(*today)];
+            let thresholds = self.thresholds.get(key);
+            for k in 0..12 {
+                cells.push(Cell::Int(thresholds.map(|t| t[k / 4][k % 4])));
+            }
+            let cols = "store_key, today, r1, r2, r3, r4, f1, f2, f3, f4, m1, m2, m3, m4";
+            insert(db, "seg_today", cols, &cells).await?;
         }
         for ((today, m, d), days) in &self.birthdays {
             let cells = [int(*today), int(*m), int(*d), int(*days)];
@@ -583,6 +635,7 @@ impl Fixture {
         Customer {
             row,
             today: self.today[&row.store_key],
+            thresholds: self.thresholds.get(&row.store_key),
             birthdays: &self.birthdays,
         }
     }

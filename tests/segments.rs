@@ -652,6 +652,82 @@ async fn runs_follow_every_change(store: SharedStore, mode: RecomputeMode) {
     assert_eq!(l1.spent_365d_fen, 1800);
 }
 
+/// A custom segment reading a score follows a threshold that moved on
+/// another customer's order, though nothing stored about the member
+/// changed: C05's old order (more than a year ago: no spend of the last
+/// 365 days, no visit of late) lifts her total spend past C09's, whose
+/// money score drops from 5 to 4 while her figures, stage and tier stay.
+async fn a_segment_reading_scores_follows_a_moved_threshold(
+    store: SharedStore,
+    mode: RecomputeMode,
+) {
+    let sh = ten_buyers(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        "segments:\n  rich: \"m_score == 5\"\n  code: \"rfm == '155'\"\n",
+    )
+    .unwrap();
+    let dir = dir.path();
+    let ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
+    run_in(&store, dir, NOW, RecomputeMode::Full).await;
+    let members = |p: &CustomerProfile| -> Vec<String> {
+        p.memberships.iter().map(|m| m.segment.clone()).collect()
+    };
+    let before = profile_in(&store, dir, "C09", NOW).await;
+    assert_eq!(before.attributes.m_score, Some(5));
+    assert_eq!(members(&before), ["code", "rich"]);
+
+    store
+        .upsert_orders(
+            &[order(
+                "old-1",
+                "C05",
+                &sh,
+                "2025-06-01T09:00:00+08:00",
+                "100",
+            )],
+            t("2026-11-23T04:10:00Z"),
+        )
+        .await
+        .unwrap();
+    let later = "2026-11-23T12:30:00+08:00";
+    let ran = run_in(&store, dir, later, mode).await;
+    assert_eq!(ran.mode, mode, "{:?}", ran.full_reason);
+    let after = profile_in(&store, dir, "C09", later).await;
+    let mut unchanged = before.attributes.clone();
+    unchanged.m_score = Some(4);
+    unchanged.rfm = Some(format!(
+        "{}{}4",
+        before.attributes.r_score.unwrap(),
+        before.attributes.f_score.unwrap()
+    ));
+    unchanged.computed_at = after.attributes.computed_at;
+    assert_eq!(after.attributes, unchanged, "only C09's money score moved");
+    assert!(members(&after).is_empty(), "{:?}", after.memberships);
+    for segment in ["rich", "code"] {
+        assert!(
+            after
+                .transitions
+                .iter()
+                .any(|x| x.segment == segment && x.change == "left" && x.at == t(later)),
+            "C09 left {segment}: {:?}",
+            after.transitions
+        );
+    }
+    let snapshot = snapshot_in(&store, dir, &ids, later).await;
+    let what = format!("after the {mode} run");
+    full_run_changes_nothing(&store, dir, &ids, later, &snapshot, &what).await;
+}
+
+async fn an_incremental_run_follows_scores_into_segments(store: SharedStore) {
+    a_segment_reading_scores_follows_a_moved_threshold(store, RecomputeMode::Incremental).await;
+}
+
+async fn a_full_run_building_on_the_previous_follows_scores_into_segments(store: SharedStore) {
+    a_segment_reading_scores_follows_a_moved_threshold(store, RecomputeMode::Full).await;
+}
+
 /// A full run in batches of two customers (spread over several connections
 /// where the backend has them) writes what a run in one batch writes: every
 /// customer once, with each stage and tier entered once. The first run
@@ -1034,7 +1110,7 @@ async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
     assert_eq!(members(&right), ["regulars"]);
     raw_sql(
         db,
-        "UPDATE customer_attributes SET lifecycle = 'churned', r_score = 1, rfm = '1' \
+        "UPDATE customer_attributes SET lifecycle = 'churned' \
          WHERE customer_id = 'C10'; DELETE FROM segment_memberships WHERE customer_id = 'C10'",
     )
     .await;
@@ -1549,10 +1625,10 @@ async fn an_interrupted_incremental_run_is_followed_by_a_full_one(db: &common::T
         )
         .await
         .unwrap();
-    // Phase B reads the previous run's calendar and thresholds.
+    // Phase B records N1's move into `active` (phase A writes no transition).
     raw_sql(
         db,
-        "ALTER TABLE segment_run_state RENAME TO segment_run_state_away",
+        "ALTER TABLE segment_transitions RENAME TO segment_transitions_away",
     )
     .await;
     let failed = try_run_in(
@@ -1565,7 +1641,7 @@ async fn an_interrupted_incremental_run_is_followed_by_a_full_one(db: &common::T
     assert!(failed.is_err(), "the incremental run was meant to fail");
     raw_sql(
         db,
-        "ALTER TABLE segment_run_state_away RENAME TO segment_run_state",
+        "ALTER TABLE segment_transitions_away RENAME TO segment_transitions",
     )
     .await;
     assert_eq!(
@@ -1634,6 +1710,8 @@ store_contract!(
     stage_changes_are_recorded_as_transitions,
     incremental_and_full_give_identical_results,
     a_full_run_that_builds_on_the_previous_one_misses_nothing,
+    an_incremental_run_follows_scores_into_segments,
+    a_full_run_building_on_the_previous_follows_scores_into_segments,
     birthdays_count_down_in_local_days,
     a_full_run_in_small_batches_gives_what_one_batch_gives,
     dayparts_count_visits_within_their_edges,

@@ -107,6 +107,59 @@ const fn info(
 const BIRTHDAY_SQL: &str = "(SELECT b.days FROM seg_birthdays b WHERE b.today = t.today \
      AND b.month = c.birth_month AND b.day = c.birth_day)";
 
+/// SQL of a quintile score from 1 to 5 of column `a.$col`: one more for
+/// each of the store's thresholds `t.${m}1` to `t.${m}4` the value reaches
+/// (see `segments::thresholds`); none for a customer without orders, or of
+/// a store not ranked yet. Scores are not stored: where a threshold moves,
+/// every customer between its old and new place would otherwise be written
+/// again (tens of thousands when a recency quintile moves by a day).
+macro_rules! score_sql {
+    ($col:literal, $m:literal) => {
+        concat!(
+            "(CASE WHEN a.order_count > 0 AND t.",
+            $m,
+            "1 IS NOT NULL THEN 1",
+            " + CASE WHEN a.",
+            $col,
+            " >= t.",
+            $m,
+            "1 THEN 1 ELSE 0 END",
+            " + CASE WHEN a.",
+            $col,
+            " >= t.",
+            $m,
+            "2 THEN 1 ELSE 0 END",
+            " + CASE WHEN a.",
+            $col,
+            " >= t.",
+            $m,
+            "3 THEN 1 ELSE 0 END",
+            " + CASE WHEN a.",
+            $col,
+            " >= t.",
+            $m,
+            "4 THEN 1 ELSE 0 END END)"
+        )
+    };
+}
+
+/// SQL of `r_score`, from the last order's day.
+const R_SCORE_SQL: &str = score_sql!("last_order_day", "r");
+/// SQL of `f_score`, from the number of orders.
+const F_SCORE_SQL: &str = score_sql!("order_count", "f");
+/// SQL of `m_score`, from the total spent.
+const M_SCORE_SQL: &str = score_sql!("total_spent_fen", "m");
+/// SQL of `rfm`: the three scores as text (none without scores).
+const RFM_SQL: &str = concat!(
+    "(CAST(",
+    score_sql!("last_order_day", "r"),
+    " AS TEXT) || CAST(",
+    score_sql!("order_count", "f"),
+    " AS TEXT) || CAST(",
+    score_sql!("total_spent_fen", "m"),
+    " AS TEXT))"
+);
+
 /// Indexed by `Attr as usize`; the order matches [`Attr::ALL`].
 #[rustfmt::skip]
 const INFO: [Info; 20] = [
@@ -132,13 +185,13 @@ const INFO: [Info; 20] = [
         "days since the customer joined (none if unknown)"),
     info("favorite_daypart", AttrType::Enum(DAYPARTS), true, false, "a.favorite_daypart",
         "part of the day the customer orders most: morning, noon, afternoon or evening"),
-    info("r_score", AttrType::Int, true, false, "a.r_score",
+    info("r_score", AttrType::Int, true, false, R_SCORE_SQL,
         "RFM recency score from 1 (long ago) to 5 (recent)"),
-    info("f_score", AttrType::Int, true, false, "a.f_score",
+    info("f_score", AttrType::Int, true, false, F_SCORE_SQL,
         "RFM frequency score from 1 (rarely) to 5 (often)"),
-    info("m_score", AttrType::Int, true, false, "a.m_score",
+    info("m_score", AttrType::Int, true, false, M_SCORE_SQL,
         "RFM monetary score from 1 (spends little) to 5 (spends most)"),
-    info("rfm", AttrType::Text, true, false, "a.rfm",
+    info("rfm", AttrType::Text, true, false, RFM_SQL,
         "the three RFM scores as a code in quotes, e.g. '545'"),
     info("lifecycle", AttrType::Enum(LIFECYCLES), false, false, "a.lifecycle",
         "lifecycle stage: new, active, at_risk, lapsed or churned"),
@@ -208,22 +261,30 @@ impl Attr {
     }
 
     /// The SQL expression for it, in terms of the aliases `c` (customers),
-    /// `a` (customer_attributes), `t` (seg_today) and the `seg_birthdays` table.
+    /// `a` (customer_attributes), `t` (seg_today, or for the scores alone any
+    /// table with the thresholds' columns, such as `segment_run_state`) and
+    /// the `seg_birthdays` table.
     pub fn sql(self) -> &'static str {
         self.info().sql
     }
 
-    /// Whether the SQL is a lookup (a subquery), not a column or an
-    /// expression over columns: no index serves it, and each mention
-    /// evaluates it again.
+    /// Whether the SQL is a lookup (a subquery) or a computation over
+    /// several columns (the scores), not a column or a difference of two:
+    /// no index serves it, and each mention evaluates it again.
     pub fn looked_up(self) -> bool {
-        matches!(self, Attr::DaysToBirthday)
+        self == Attr::DaysToBirthday || self.is_score()
     }
 
     /// Whether the SQL reads the customer record (`c.`), not only the
     /// computed attributes (`a.`, `t.`): queries may then skip that join.
     pub fn reads_customer_record(self) -> bool {
         matches!(self, Attr::Tags | Attr::Store | Attr::DaysToBirthday)
+    }
+
+    /// Whether it is one of the RFM scores or their code, read from the
+    /// store's thresholds rather than stored.
+    pub fn is_score(self) -> bool {
+        matches!(self, Attr::RScore | Attr::FScore | Attr::MScore | Attr::Rfm)
     }
 
     /// One line of English for help and error output.

@@ -124,7 +124,7 @@ pub struct SegmentSize {
 pub struct SegmentOutcome {
     /// Customers whose figures were recomputed from their orders.
     pub recomputed: u64,
-    /// Rows of attributes that changed (figures, scores, stage or tier).
+    /// Rows of attributes that changed (figures, stage or tier).
     pub changed: u64,
     /// Transitions recorded (entered plus left).
     pub transitions: u64,

@@ -112,9 +112,10 @@ pub enum Request {
     /// A run in this mode (an incremental one may become full, saying why).
     Mode(RecomputeMode),
     /// A full run that ranks and evaluates every customer, whatever the
-    /// previous run left: stored scores, stages, tiers and memberships
-    /// that differ from what the figures give are put right (and each
-    /// change recorded), even where no figure changed.
+    /// previous run left: stored stages, tiers and memberships that
+    /// differ from what the figures give are put right (and each change
+    /// recorded), even where no figure changed. (Scores are not stored:
+    /// they are read from the figures and the run's thresholds.)
     Rebuild,
 }
 

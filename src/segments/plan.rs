@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::file::{CustomSegment, SegmentsFile};
 use super::rules::SegmentRules;
 use crate::domain::{Birthday, StoreInfo};
+use crate::expr::Attr;
 
 /// The meta key holding [`SegmentState`].
 pub const STATE_KEY: &str = "segments_state";
@@ -79,14 +80,14 @@ pub struct SegmentPlan {
     /// Customers per write transaction when walking all customers in id order.
     pub batch_size: usize,
     /// Rows per write transaction when the rows are scattered (incremental
-    /// runs, changed scores): each touches its own pages of every index, so
+    /// runs, changed stages and tiers): each touches its own pages of every index, so
     /// smaller transactions keep the pages held in memory bounded.
     pub scattered_batch_size: usize,
     /// The previous run's custom segments (name → expression).
     previous_custom: BTreeMap<String, String>,
     /// Whether any store's local date differs from the previous run's.
     today_moved: bool,
-    /// Whether the stored scores, stages, tiers and memberships are those
+    /// Whether the stored stages, tiers and memberships are those
     /// the previous run derived from the stored figures, so that a run may
     /// re-rank and re-evaluate only the customers whose figures or record
     /// changed and those a threshold or the date moved past. False without
@@ -362,6 +363,16 @@ impl SegmentPlan {
     /// whose attributes this run changed (see [`SegmentPlan::evaluate_all`]).
     pub fn evaluates_some_segment_over_changes(&self) -> bool {
         self.custom.iter().any(|c| !self.evaluate_all(c))
+    }
+
+    /// Whether a custom segment evaluated over the changed customers reads
+    /// a score: scores are not stored, so the customers whose score a moved
+    /// threshold changed count among the changed ones.
+    pub fn reads_scores_over_changes(&self) -> bool {
+        self.custom
+            .iter()
+            .filter(|c| !self.evaluate_all(c))
+            .any(|c| c.expr.attributes().any(Attr::is_score))
     }
 
     /// The calendar of a store key (falls back to the default zone's).

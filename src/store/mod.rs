@@ -274,8 +274,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether `address` has opted out of `channel`.
     async fn is_opted_out(&self, channel: Channel, address: &str) -> Result<bool, StoreError>;
 
-    /// Run the segments job as planned: recompute attributes, scores, stages,
-    /// tiers and custom segment membership, recording every change.
+    /// Run the segments job as planned: recompute attributes, score
+    /// thresholds, stages, tiers and custom segment membership, recording
+    /// every change.
     async fn recompute_segments(&self, plan: &SegmentPlan) -> Result<SegmentOutcome, StoreError>;
 
     /// The size of every segment as last computed: lifecycle stages, value

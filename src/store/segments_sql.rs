@@ -7,9 +7,12 @@
 //! distinct value: a full run rebuilds it, an incremental run adds the
 //! changes of the customers it recomputes), instead of a sort of every
 //! customer. One pass over the customers (or the candidates) then finds those
-//! whose score, stage or tier changed.
+//! whose stage or tier changed. Scores are not stored: they are read from
+//! the figures and the thresholds of the last run (`segment_run_state`,
+//! copied into the calendar `seg_today` that expressions read), see
+//! `expr::catalog`.
 
-use crate::expr::{Dialect, Placeholders, SqlParam};
+use crate::expr::{Attr, Dialect, Placeholders, SqlParam};
 use crate::segments::file::CustomSegment;
 use crate::segments::plan::SegmentPlan;
 
@@ -59,13 +62,6 @@ fn or_fail(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "OR FAIL ",
         Dialect::Postgres => "",
-    }
-}
-
-fn as_int(dialect: Dialect, cond: &str) -> String {
-    match dialect {
-        Dialect::Sqlite => format!("({cond})"),
-        Dialect::Postgres => format!("({cond})::int"),
     }
 }
 
@@ -134,6 +130,56 @@ pub fn thresholds_insert(dialect: Dialect) -> String {
         })
         .collect();
     format!("INSERT INTO seg_thr VALUES ({})", marks.join(", "))
+}
+
+/// The score thresholds (`r1..r4`, `f1..f4`, `m1..m4`): the columns of
+/// `seg_thr` and `segment_run_state` that the calendar `seg_today` also
+/// holds, for expressions reading scores.
+fn score_threshold_columns() -> impl Iterator<Item = &'static str> {
+    THRESHOLD_COLUMNS
+        .iter()
+        .filter(|(_, col)| *col != "spent_365d_fen")
+        .map(|(c, _)| *c)
+}
+
+/// The score thresholds' column definitions in `seg_today` (after a comma):
+/// NULL for a store key not ranked yet.
+pub fn calendar_threshold_columns(dialect: Dialect) -> String {
+    let int = match dialect {
+        Dialect::Sqlite => "INTEGER",
+        Dialect::Postgres => "BIGINT",
+    };
+    score_threshold_columns()
+        .map(|c| format!(", {c} {int}"))
+        .collect()
+}
+
+/// Set the score thresholds of `seg_today` to those of `source`
+/// (`segment_run_state`, the last run's, or `seg_thr`, this run's) by store
+/// key (both dialects).
+pub fn calendar_thresholds(source: &str) -> String {
+    let set: Vec<String> = score_threshold_columns()
+        .map(|c| format!("{c} = s.{c}"))
+        .collect();
+    format!(
+        "UPDATE seg_today SET {} FROM {source} s WHERE s.store_key = seg_today.store_key",
+        set.join(", ")
+    )
+}
+
+/// The select-list of a customer's scores and RFM code, each named as its
+/// attribute, from `a` and the thresholds of `t` (a profile joins
+/// `segment_run_state t`).
+pub fn score_select(dialect: Dialect) -> String {
+    [Attr::RScore, Attr::FScore, Attr::MScore, Attr::Rfm]
+        .map(|attr| {
+            let cast = match dialect {
+                Dialect::Postgres if attr != Attr::Rfm => "::bigint",
+                _ => "",
+            };
+            format!("{}{cast} AS {}", attr.sql(), attr.name())
+        })
+        .join(", ")
 }
 
 /// Empties `segment_histogram` before a full run's rebuild (both dialects).
@@ -425,13 +471,24 @@ pub struct StoreRanges {
     pub ranges: Vec<MovedRange>,
 }
 
-/// The customers an incremental run must re-rank besides those it
+/// What the customers in a [`MovedRange`] may have had changed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// Their stage or tier, which are stored: a tier threshold moved, or a
+    /// lifecycle window moved with the date.
+    StageOrTier,
+    /// Their scores, which are read from the thresholds (so only custom
+    /// segments reading scores care): a score threshold moved.
+    Score,
+}
+
+/// The customers an incremental run must look at again besides those it
 /// recomputed: those whose value lies between a threshold's old and new
-/// position, and those whose stage may have moved with the date since the
-/// previous run. Anyone else keeps score, stage and tier. Only store keys
-/// with a range open are listed. Store keys new since the previous run make
-/// the run a full one.
-pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases]) -> Vec<StoreRanges> {
+/// position, and, for stages, those whose stage may have moved with the
+/// date since the previous run. Anyone else keeps the score, stage and
+/// tier `moved` stands for. Only store keys with a range open are listed.
+/// Store keys new since the previous run make the run a full one.
+pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases], moved: Moved) -> Vec<StoreRanges> {
     let column = |name: &str| {
         RANGED_COLUMNS
             .iter()
@@ -449,6 +506,10 @@ pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases]) -> Vec<StoreRanges
         let (p, c) = (&b.previous, &b.current);
         let mut ranges = Vec::new();
         for (i, (_, col)) in THRESHOLD_COLUMNS.iter().enumerate() {
+            let tier = *col == "spent_365d_fen";
+            if tier != (moved == Moved::StageOrTier) {
+                continue;
+            }
             let (old, new) = (p.thresholds[i], c.thresholds[i]);
             ranges.push(MovedRange {
                 column: column(col),
@@ -456,20 +517,22 @@ pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases]) -> Vec<StoreRanges
                 hi: old.max(new),
             });
         }
-        for days in windows {
-            let days = i64::from(days);
-            ranges.push(MovedRange {
-                column: column("last_order_day"),
-                lo: p.today - days,
-                hi: c.today - days,
-            });
-        }
-        for i in 0..SINCE_COLUMNS.len() {
-            ranges.push(MovedRange {
-                column: column("joined_at"),
-                lo: p.since[i],
-                hi: c.since[i],
-            });
+        if moved == Moved::StageOrTier {
+            for days in windows {
+                let days = i64::from(days);
+                ranges.push(MovedRange {
+                    column: column("last_order_day"),
+                    lo: p.today - days,
+                    hi: c.today - days,
+                });
+            }
+            for i in 0..SINCE_COLUMNS.len() {
+                ranges.push(MovedRange {
+                    column: column("joined_at"),
+                    lo: p.since[i],
+                    hi: c.since[i],
+                });
+            }
         }
         ranges.retain(|r| r.lo < r.hi);
         if !ranges.is_empty() {
@@ -483,7 +546,8 @@ pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases]) -> Vec<StoreRanges
 }
 
 /// A condition on `customer_attributes a` for the customers of
-/// [`moved_ranges`], with its parameters; `None` when no range is open.
+/// [`moved_ranges`] (`moved`), with its parameters; `None` when no range is
+/// open.
 ///
 /// On PostgreSQL the ranges are literal parameters for one scan of the table
 /// (a range per index would need an index per ranked value, and every new
@@ -493,9 +557,10 @@ pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases]) -> Vec<StoreRanges
 pub fn candidate_ranges(
     plan: &SegmentPlan,
     bases: &[StoreBases],
+    moved: Moved,
     dialect: Dialect,
 ) -> Option<(String, Vec<SqlParam>)> {
-    let moved = moved_ranges(plan, bases);
+    let moved = moved_ranges(plan, bases, moved);
     if moved.is_empty() {
         return None;
     }
@@ -563,7 +628,8 @@ pub enum RankScope {
     /// Everyone (a full run).
     All,
     /// Those recomputed from their orders (`seg_todo`) and those matching
-    /// the condition of [`candidate_ranges`], if any (an incremental run).
+    /// the condition of [`candidate_ranges`] for stages and tiers, if any
+    /// (an incremental run).
     Candidates(Option<String>),
     /// Every customer meeting a condition on `customer_attributes a` (a
     /// slice of a full run), with its own parameters.
@@ -580,7 +646,7 @@ impl RankScope {
     ) -> (RankScope, Vec<SqlParam>) {
         match bases {
             None => (RankScope::All, Vec::new()),
-            Some(bases) => match candidate_ranges(plan, bases, dialect) {
+            Some(bases) => match candidate_ranges(plan, bases, Moved::StageOrTier, dialect) {
                 Some((cond, params)) => (RankScope::Candidates(Some(cond)), params),
                 None => (RankScope::Candidates(None), Vec::new()),
             },
@@ -588,8 +654,8 @@ impl RankScope {
     }
 }
 
-/// `CREATE TEMP TABLE seg_changes`: customers whose scores, stage or tier
-/// differ from what is stored, with old and new values, among `scope`.
+/// `CREATE TEMP TABLE seg_changes`: customers whose stage or tier differ
+/// from what is stored, with old and new values, among `scope`.
 /// Placeholders: those of the scope's condition.
 pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> String {
     let body = match scope {
@@ -635,19 +701,9 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> Strin
 
 /// The select-list of a customer's ranking from the figures of `a` (a row of
 /// `customer_attributes`, or of a table with its columns), the calendar `t`
-/// and the thresholds `s`: `r`, `f`, `m` (scores, NULL without orders),
-/// `tier` and `stage`.
-pub fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
+/// and the thresholds `s`: `tier` and `stage`.
+pub fn ranking(plan: &SegmentPlan) -> String {
     let l = &plan.rules.lifecycle;
-    let score = |col: &str, m: &str| {
-        let steps: Vec<String> = (1..=4)
-            .map(|k| as_int(dialect, &format!("a.{col} >= s.{m}{k}")))
-            .collect();
-        format!(
-            "CASE WHEN a.order_count > 0 THEN 1 + {} END",
-            steps.join(" + ")
-        )
-    };
     let within = |days: u32, since: &str| {
         format!(
             "((a.order_count > 0 AND a.last_order_day >= t.today - {days}) \
@@ -655,8 +711,7 @@ pub fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
         )
     };
     format!(
-        r#"{r} AS r, {f} AS f, {m} AS m,
-        CASE WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t1 THEN 'vip'
+        r#"CASE WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t1 THEN 'vip'
              WHEN a.spent_365d_fen > 0 AND a.spent_365d_fen >= s.t2 THEN 'core'
              ELSE 'regular' END AS tier,
         CASE WHEN a.joined_at >= t.new_since AND a.order_count <= {new_max} THEN 'new'
@@ -664,26 +719,11 @@ pub fn ranking(plan: &SegmentPlan, dialect: Dialect) -> String {
              WHEN {at_risk} THEN 'at_risk'
              WHEN {lapsed} THEN 'lapsed'
              ELSE 'churned' END AS stage"#,
-        r = score("last_order_day", "r"),
-        f = score("order_count", "f"),
-        m = score("total_spent_fen", "m"),
         new_max = l.new_max_orders,
         active = within(l.active_within_days, "active_since"),
         at_risk = within(l.at_risk_within_days, "at_risk_since"),
         lapsed = within(l.lapsed_within_days, "lapsed_since"),
     )
-}
-
-/// The `rfm` text of scores `r`, `f` and `m` of `x` (NULL without orders).
-pub fn rfm(dialect: Dialect, x: &str) -> String {
-    match dialect {
-        Dialect::Sqlite => {
-            format!("CASE WHEN {x}.r IS NULL THEN NULL ELSE {x}.r || {x}.f || {x}.m END")
-        }
-        Dialect::Postgres => format!(
-            "CASE WHEN {x}.r IS NULL THEN NULL ELSE {x}.r::text || {x}.f::text || {x}.m::text END"
-        ),
-    }
 }
 
 /// The changed rows among `source` (which names `customer_attributes a`)
@@ -693,25 +733,16 @@ fn changes_select(plan: &SegmentPlan, dialect: Dialect, source: &str, filter: &s
     // thresholds looked up by key.
     let join = ordered_join(dialect);
     format!(
-        r#"SELECT id, old_stage, stage, old_tier, tier, r, f, m FROM (
+        r#"SELECT id, old_stage, stage, old_tier, tier FROM (
     SELECT a.customer_id AS id, a.lifecycle AS old_stage, a.value_tier AS old_tier,
-        a.r_score AS old_r, a.f_score AS old_f, a.m_score AS old_m,
         {ranking}
     FROM {source}
     {join} seg_today t ON t.store_key = a.store_key
     {join} seg_thr s ON s.store_key = a.store_key
     WHERE {filter}
 ) x
-WHERE old_r IS DISTINCT FROM r OR old_f IS DISTINCT FROM f OR old_m IS DISTINCT FROM m
-   OR old_stage <> stage OR old_tier <> tier"#,
-        ranking = ranking(plan, dialect),
-    )
-    .replace(
-        " IS DISTINCT FROM ",
-        match dialect {
-            Dialect::Sqlite => " IS NOT ",
-            Dialect::Postgres => " IS DISTINCT FROM ",
-        },
+WHERE old_stage <> stage OR old_tier <> tier"#,
+        ranking = ranking(plan),
     )
 }
 
@@ -771,8 +802,8 @@ pub fn batches(bounds: &[String]) -> Vec<(String, String)> {
 
 /// A first full run's write of the customers with ids in `(lo, hi]` from
 /// `segment_fill` into the empty `customer_attributes`: each row once, with
-/// its scores, stage and tier, instead of the figures inserted and every
-/// row updated again. `lo` and `hi` are the placeholders of the bounds.
+/// its stage and tier, instead of the figures inserted and every row
+/// updated again. `lo` and `hi` are the placeholders of the bounds.
 pub fn fill_rows(plan: &SegmentPlan, dialect: Dialect, lo: &str, hi: &str) -> String {
     let x_figures = FIGURE_COLUMNS
         .split(',')
@@ -781,8 +812,8 @@ pub fn fill_rows(plan: &SegmentPlan, dialect: Dialect, lo: &str, hi: &str) -> St
         .join(", ");
     let join = ordered_join(dialect);
     format!(
-        r#"INSERT {or_fail}INTO customer_attributes ({FIGURE_COLUMNS}, r_score, f_score, m_score, rfm, lifecycle, value_tier)
-SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
+        r#"INSERT {or_fail}INTO customer_attributes ({FIGURE_COLUMNS}, lifecycle, value_tier)
+SELECT {x_figures}, x.stage, x.tier FROM (
     SELECT a.*, {ranking}
     FROM segment_fill a
     {join} seg_today t ON t.store_key = a.store_key
@@ -790,8 +821,7 @@ SELECT {x_figures}, x.r, x.f, x.m, {rfm}, x.stage, x.tier FROM (
     WHERE a.customer_id > {lo} AND a.customer_id <= {hi}
 ) x"#,
         or_fail = or_fail(dialect),
-        rfm = rfm(dialect, "x"),
-        ranking = ranking(plan, dialect),
+        ranking = ranking(plan),
     )
 }
 
@@ -832,11 +862,30 @@ pub fn members_source(dialect: Dialect, all: bool, segments: &[&CustomSegment]) 
 }
 
 /// `CREATE TEMP TABLE seg_cand`: the customers whose attributes an
-/// incremental run changed (recomputed figures, or new scores, stage or
-/// tier). Custom segments not evaluated over everyone are evaluated over
+/// incremental run changed (recomputed figures, or a new stage or tier),
+/// and those meeting `scores` (on `customer_attributes a`), if given: the
+/// condition of [`candidate_ranges`] for scores, when some segment reads
+/// them. Custom segments not evaluated over everyone are evaluated over
 /// these: anyone else has the attributes of the previous run.
-pub const CHANGED_CUSTOMERS: &str =
-    "CREATE TEMP TABLE seg_cand AS SELECT id FROM seg_todo UNION SELECT id FROM seg_changes";
+pub fn changed_customers(dialect: Dialect, scores: Option<&str>) -> String {
+    let mut sql =
+        "CREATE TEMP TABLE seg_cand AS SELECT id FROM seg_todo UNION SELECT id FROM seg_changes"
+            .to_owned();
+    if let Some(cond) = scores {
+        sql.push_str(
+            "
+UNION SELECT a.customer_id FROM ",
+        );
+        sql.push_str(&match dialect {
+            Dialect::Sqlite => format!("customer_attributes a WHERE {cond}"),
+            // One scan, as for `seg_changes`.
+            Dialect::Postgres => {
+                format!("(SELECT * FROM customer_attributes a WHERE {cond} OFFSET 0) a")
+            }
+        });
+    }
+    sql
+}
 
 /// Transitions for the stage and tier changes of `seg_changes` rows with
 /// ids in `(lo, hi]`; placeholders: now, lo, hi (in that order, each once).
@@ -867,11 +916,9 @@ pub fn apply_changes(dialect: Dialect) -> String {
     };
     format!(
         r#"UPDATE {or_fail}customer_attributes
-SET r_score = c.r, f_score = c.f, m_score = c.m, rfm = {rfm},
-    lifecycle = c.stage, value_tier = c.tier, computed_at = {now}
+SET lifecycle = c.stage, value_tier = c.tier, computed_at = {now}
 FROM seg_changes c
 WHERE c.id = customer_attributes.customer_id AND c.id > {lo} AND c.id <= {hi}"#,
-        rfm = rfm(dialect, "c"),
         or_fail = or_fail(dialect),
     )
 }
@@ -918,7 +965,12 @@ mod tests {
             previous: basis(20_780),
             current: basis(20_780),
         }];
-        assert_eq!(candidate_ranges(&plan(), &bases, Dialect::Sqlite), None);
+        for moved in [Moved::StageOrTier, Moved::Score] {
+            assert_eq!(
+                candidate_ranges(&plan(), &bases, moved, Dialect::Sqlite),
+                None
+            );
+        }
     }
 
     /// `moved_ranges` finds each threshold's column by name.
@@ -951,14 +1003,21 @@ mod tests {
         let l = &p.rules.lifecycle;
         let day = |d: u32| i64::from(d);
         let range = |column: usize, lo: i64, hi: i64| MovedRange { column, lo, hi };
-        // A store where nothing moved is not scanned.
-        let moved = moved_ranges(&p, &bases);
+        // A store where nothing moved is not scanned. A score threshold
+        // moved scores only, a tier threshold or the date stages and tiers.
+        assert_eq!(
+            moved_ranges(&p, &bases, Moved::Score),
+            [StoreRanges {
+                store_key: "SH-001".into(),
+                ranges: vec![range(0, 18, 20)],
+            }]
+        );
+        let moved = moved_ranges(&p, &bases, Moved::StageOrTier);
         assert_eq!(
             moved,
             [StoreRanges {
                 store_key: "SH-001".into(),
                 ranges: vec![
-                    range(0, 18, 20),
                     range(3, 500, 550),
                     range(
                         0,
@@ -980,7 +1039,8 @@ mod tests {
             }]
         );
         // SQLite: one parameter, the ranges themselves.
-        let (sql, params) = candidate_ranges(&p, &bases, Dialect::Sqlite).unwrap();
+        let (sql, params) =
+            candidate_ranges(&p, &bases, Moved::StageOrTier, Dialect::Sqlite).unwrap();
         assert_eq!(
             sql,
             "seg_candidate(?, a.store_key, a.last_order_day, a.order_count, a.total_spent_fen, \
@@ -995,17 +1055,18 @@ mod tests {
         );
         // PostgreSQL: the store key, then each range's bounds in the order
         // they appear, numbered; instants compared as instants.
-        let (pg, pg_params) = candidate_ranges(&p, &bases, Dialect::Postgres).unwrap();
+        let (pg, pg_params) =
+            candidate_ranges(&p, &bases, Moved::StageOrTier, Dialect::Postgres).unwrap();
         let mut expected = vec![SqlParam::Text("SH-001".into())];
         for r in &moved[0].ranges {
             expected.extend([SqlParam::Int(r.lo), SqlParam::Int(r.hi)]);
         }
         assert_eq!(pg_params, expected);
         assert!(pg.starts_with(
-            "(a.store_key = $1 AND ((a.last_order_day >= $2 AND a.last_order_day < $3)"
+            "(a.store_key = $1 AND ((a.spent_365d_fen >= $2 AND a.spent_365d_fen < $3)"
         ));
         assert!(
-            pg.contains("a.joined_at >= 'epoch'::timestamptz + $12 * interval '1 millisecond'")
+            pg.contains("a.joined_at >= 'epoch'::timestamptz + $10 * interval '1 millisecond'")
         );
     }
 }

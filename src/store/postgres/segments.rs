@@ -17,7 +17,7 @@ use crate::segments::file::CustomSegment;
 use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreDay};
 use crate::segments::rules::{RECENT_WINDOW_DAYS, STAGES, TIER_WINDOW_DAYS, TIERS};
 use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
-use crate::store::segments_sql::{self, Batch, RankScope};
+use crate::store::segments_sql::{self, Batch, Moved, RankScope};
 use crate::store::{Store, StoreError};
 use futures::TryStreamExt;
 use tokio::sync::Mutex;
@@ -123,7 +123,7 @@ impl PgStore {
             seconds = started.elapsed().as_secs_f64(),
             changed,
             transitions,
-            "scores, stages and tiers"
+            "stages and tiers"
         );
         outcome.changed += changed;
         outcome.transitions += transitions;
@@ -184,17 +184,18 @@ impl PgStore {
         id: &CustomerId,
         plan: &SegmentPlan,
     ) -> Result<Option<CustomerProfile>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(AssertSqlSafe(format!(
             r#"SELECT a.customer_id, a.joined_at, a.order_count::bigint AS order_count,
                    a.total_spent_fen, a.avg_order_fen, a.order_count_90d::bigint AS order_count_90d,
                    a.spent_90d_fen, a.spent_365d_fen, a.first_order_at, a.last_order_at,
                    a.first_order_day::bigint AS first_order_day, a.last_order_day::bigint AS last_order_day,
-                   a.favorite_daypart, a.r_score::bigint AS r_score, a.f_score::bigint AS f_score,
-                   a.m_score::bigint AS m_score, a.rfm, a.lifecycle, a.value_tier, a.computed_at,
+                   a.favorite_daypart, {scores}, a.lifecycle, a.value_tier, a.computed_at,
                    c.store_code, c.tags, c.birth_month::bigint AS birth_month, c.birth_day::bigint AS birth_day
                FROM customer_attributes a JOIN customers c ON c.id = a.customer_id
+               LEFT JOIN segment_run_state t ON t.store_key = a.store_key
                WHERE a.customer_id = $1"#,
-        )
+            scores = segments_sql::score_select(Dialect::Postgres),
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
@@ -307,27 +308,33 @@ async fn prepare_session(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
 }
 
 /// Fill the temporary calendar tables `seg_today` and `seg_birthdays` that
-/// expressions over attributes read.
+/// expressions over attributes read, with the last run's score thresholds.
 pub(super) async fn load_calendar(
     conn: &mut Conn,
     days: &[StoreDay],
     birthdays: &[BirthdayDistance],
 ) -> Result<(), StoreError> {
     for sql in [
-        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
-         today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
-         active_since TIMESTAMPTZ NOT NULL, at_risk_since TIMESTAMPTZ NOT NULL, \
-         lapsed_since TIMESTAMPTZ NOT NULL)",
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
+             today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
+             active_since TIMESTAMPTZ NOT NULL, at_risk_since TIMESTAMPTZ NOT NULL, \
+             lapsed_since TIMESTAMPTZ NOT NULL{})",
+            segments_sql::calendar_threshold_columns(Dialect::Postgres)
+        ),
         "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today BIGINT NOT NULL, month INTEGER NOT NULL, \
-         day INTEGER NOT NULL, days BIGINT NOT NULL, PRIMARY KEY (today, month, day))",
-        "TRUNCATE seg_today",
-        "TRUNCATE seg_birthdays",
+         day INTEGER NOT NULL, days BIGINT NOT NULL, PRIMARY KEY (today, month, day))"
+            .to_owned(),
+        "TRUNCATE seg_today".to_owned(),
+        "TRUNCATE seg_birthdays".to_owned(),
     ] {
-        sqlx::query(sql).execute(&mut **conn).await?;
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }
     for d in days {
         sqlx::query(
-            "INSERT INTO seg_today VALUES ($1, $2, DATE '1970-01-01' + $2::integer, $3, $4, $5, $6, $7)",
+            "INSERT INTO seg_today (store_key, today, today_date, tz, new_since, active_since, \
+             at_risk_since, lapsed_since) \
+             VALUES ($1, $2, DATE '1970-01-01' + $2::integer, $3, $4, $5, $6, $7)",
         )
         .bind(&d.store_key)
         .bind(d.today)
@@ -352,6 +359,11 @@ pub(super) async fn load_calendar(
         .bind(dist)
         .execute(&mut **conn)
         .await?;
+    sqlx::query(AssertSqlSafe(segments_sql::calendar_thresholds(
+        "segment_run_state",
+    )))
+    .execute(&mut **conn)
+    .await?;
     sqlx::query("ANALYZE seg_today")
         .execute(&mut **conn)
         .await?;
@@ -819,7 +831,7 @@ async fn incremental_figures(
     Ok((recomputed, changed))
 }
 
-/// Phase B: scores, stage and tier from this run's thresholds, written
+/// Phase B: stage and tier from this run's thresholds, written
 /// where they changed, with a transition for each stage and tier moved. A
 /// full run splits the customers into one contiguous slice per lane along
 /// phase A's batch `bounds`; an incremental run ranks its candidates on
@@ -857,7 +869,12 @@ async fn phase_b(
     } else if !plan.ranks_everyone() {
         let bases = store_bases(conn).await?;
         let (scope, params) = RankScope::of(plan, Some(&bases), Dialect::Postgres);
-        vec![rank_lane(conn, plan, &scope, &params).await?]
+        let scores = if plan.reads_scores_over_changes() {
+            segments_sql::candidate_ranges(plan, &bases, Moved::Score, Dialect::Postgres)
+        } else {
+            None
+        };
+        vec![rank_lane(conn, plan, &scope, &params, scores.as_ref()).await?]
     } else {
         let slices = slices(bounds, 1 + lanes.len());
         let scopes: Vec<(RankScope, Vec<SqlParam>)> = if slices.len() <= 1 {
@@ -880,7 +897,7 @@ async fn phase_b(
         let work = std::iter::once(&mut *conn)
             .chain(lanes.iter_mut())
             .zip(&scopes)
-            .map(|(c, (scope, params))| rank_lane(c, plan, scope, params));
+            .map(|(c, (scope, params))| rank_lane(c, plan, scope, params, None));
         futures::future::try_join_all(work).await?
     };
     let mut tx = conn.begin().await?;
@@ -970,7 +987,7 @@ async fn restore_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), Stor
 
 /// A first full run's write of the customers with ids in `(lo, hi]`: each
 /// row of `segment_fill` goes into the empty `customer_attributes` once,
-/// with its scores, stage and tier, and each customer's entry into its
+/// with its stage and tier, and each customer's entry into its
 /// stage and tier is recorded, in one statement. Placeholders: now, lo, hi.
 /// Returns one row: the rows written, the transitions recorded.
 fn fill_sql(plan: &SegmentPlan) -> String {
@@ -1029,14 +1046,17 @@ fn slices(bounds: &[String], n: usize) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// Rank the customers of `scope` on one connection: find those whose
-/// scores, stage or tier changed (`seg_changes`), then record their
-/// transitions and write them in scattered batches.
+/// Rank the customers of `scope` on one connection: find those whose stage
+/// or tier changed (`seg_changes`), then record their transitions and
+/// write them in scattered batches. The customers custom segments are
+/// evaluated over (`seg_cand`) include those meeting `scores`, the
+/// condition for the moved score thresholds with its parameters, if given.
 async fn rank_lane(
     conn: &mut Conn,
     plan: &SegmentPlan,
     scope: &RankScope,
     params: &[SqlParam],
+    scores: Option<&(String, Vec<SqlParam>)>,
 ) -> Result<(u64, u64), StoreError> {
     // CREATE TABLE AS may scan in parallel (an INSERT may not): the scan of
     // every customer is the run's largest read.
@@ -1060,8 +1080,18 @@ async fn rank_lane(
         sqlx::query(sql).execute(&mut **conn).await?;
     }
     if plan.evaluates_some_segment_over_changes() {
+        let (cond, cond_params) = match scores {
+            Some((cond, params)) => (Some(cond.as_str()), params.as_slice()),
+            None => (None, &[][..]),
+        };
+        sqlx::query(AssertSqlSafe(segments_sql::changed_customers(
+            Dialect::Postgres,
+            cond,
+        )))
+        .bind_params(cond_params)
+        .execute(&mut **conn)
+        .await?;
         for sql in [
-            segments_sql::CHANGED_CUSTOMERS,
             "CREATE UNIQUE INDEX ON seg_cand (id)",
             "ALTER TABLE seg_cand ALTER COLUMN id SET STATISTICS 10",
             "ANALYZE seg_cand (id)",
@@ -1109,7 +1139,8 @@ async fn read_thresholds(
     Ok(scan.finish(plan.days.iter().map(|d| d.store_key.as_str())))
 }
 
-/// Create the session's `seg_thr` with `thresholds`.
+/// Create the session's `seg_thr` with `thresholds`, and give its calendar
+/// `seg_today` the score thresholds.
 async fn write_thresholds(
     conn: &mut Conn,
     thresholds: &[(String, ThresholdRow)],
@@ -1131,6 +1162,10 @@ async fn write_thresholds(
             .await?;
     }
     sqlx::query("ANALYZE seg_thr").execute(&mut **conn).await?;
+    // Custom segments read scores with this run's thresholds.
+    sqlx::query(AssertSqlSafe(segments_sql::calendar_thresholds("seg_thr")))
+        .execute(&mut **conn)
+        .await?;
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //! single writer is never held for long.
 //!
 //! Phase A recomputes order figures for a set of customers (all of them, or
-//! the dirty and date-due ones). Phase B ranks every customer into scores,
-//! stages and tiers and records stage and tier changes. Phase C evaluates the
+//! the dirty and date-due ones). Phase B ranks every customer into stages
+//! and tiers and records stage and tier changes. Phase C evaluates the
 //! custom segments and records who entered and left.
 
 use sqlx::pool::PoolConnection;
@@ -24,7 +24,7 @@ use crate::segments::plan::{BirthdayDistance, RecomputeMode, SegmentPlan, StoreD
 use crate::segments::rules::{STAGES, TIERS};
 use crate::segments::thresholds::{ThresholdRow, ThresholdScan};
 use crate::store::StoreError;
-use crate::store::segments_sql::{self, Batch, RankScope};
+use crate::store::segments_sql::{self, Batch, Moved, RankScope};
 
 type Conn = PoolConnection<Sqlite>;
 
@@ -91,7 +91,7 @@ impl SqliteStore {
             seconds = started.elapsed().as_secs_f64(),
             changed,
             transitions,
-            "scores, stages and tiers"
+            "stages and tiers"
         );
         outcome.changed += changed;
         outcome.transitions += transitions;
@@ -141,11 +141,13 @@ impl SqliteStore {
         id: &CustomerId,
         plan: &SegmentPlan,
     ) -> Result<Option<CustomerProfile>, StoreError> {
-        let row = sqlx::query(
-            r#"SELECT a.*, c.store_code, c.tags, c.birth_month, c.birth_day
+        let row = sqlx::query(AssertSqlSafe(format!(
+            r#"SELECT a.*, {scores}, c.store_code, c.tags, c.birth_month, c.birth_day
                FROM customer_attributes a JOIN customers c ON c.id = a.customer_id
+               LEFT JOIN segment_run_state t ON t.store_key = a.store_key
                WHERE a.customer_id = ?"#,
-        )
+            scores = segments_sql::score_select(Dialect::Sqlite),
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
@@ -240,37 +242,43 @@ fn attributes_from_row(
     })
 }
 
-/// Fill the per-connection `seg_today` and `seg_birthdays` tables.
 /// Fill the temporary calendar tables `seg_today` and `seg_birthdays` that
-/// expressions over attributes read.
+/// expressions over attributes read, with the last run's score thresholds.
 pub(super) async fn load_calendar(
     conn: &mut Conn,
     days: &[StoreDay],
     birthdays: &[BirthdayDistance],
 ) -> Result<(), StoreError> {
     for sql in [
-        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
-         offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, at_risk_since INTEGER NOT NULL, \
-         lapsed_since INTEGER NOT NULL)",
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
+             offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, \
+             at_risk_since INTEGER NOT NULL, lapsed_since INTEGER NOT NULL{})",
+            segments_sql::calendar_threshold_columns(Dialect::Sqlite)
+        ),
         "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today INTEGER NOT NULL, month INTEGER NOT NULL, \
-         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))",
-        "DELETE FROM seg_today",
-        "DELETE FROM seg_birthdays",
+         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))"
+            .to_owned(),
+        "DELETE FROM seg_today".to_owned(),
+        "DELETE FROM seg_birthdays".to_owned(),
     ] {
-        sqlx::query(sql).execute(&mut **conn).await?;
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }
     let mut tx = conn.begin().await?;
     for d in days {
-        sqlx::query("INSERT INTO seg_today VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&d.store_key)
-            .bind(d.today)
-            .bind(d.offset_ms)
-            .bind(ms(d.new_since))
-            .bind(ms(d.active_since))
-            .bind(ms(d.at_risk_since))
-            .bind(ms(d.lapsed_since))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO seg_today (store_key, today, offset_ms, new_since, active_since, \
+             at_risk_since, lapsed_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&d.store_key)
+        .bind(d.today)
+        .bind(d.offset_ms)
+        .bind(ms(d.new_since))
+        .bind(ms(d.active_since))
+        .bind(ms(d.at_risk_since))
+        .bind(ms(d.lapsed_since))
+        .execute(&mut *tx)
+        .await?;
     }
     for b in birthdays {
         sqlx::query("INSERT INTO seg_birthdays VALUES (?, ?, ?, ?)")
@@ -281,6 +289,11 @@ pub(super) async fn load_calendar(
             .execute(&mut *tx)
             .await?;
     }
+    sqlx::query(AssertSqlSafe(segments_sql::calendar_thresholds(
+        "segment_run_state",
+    )))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -639,7 +652,7 @@ async fn histogram_rows(
     Ok(())
 }
 
-/// Phase B: scores, stages and tiers for everyone (see `segments_sql`), the
+/// Phase B: stages and tiers for everyone (see `segments_sql`), the
 /// changed rows written in batches with their transitions; in a first run,
 /// every row of `segment_fill` written ranked, in phase A's batches
 /// (`fill_bounds`). Returns (rows changed, transitions).
@@ -700,8 +713,8 @@ async fn fill(
     Ok((written, transitions))
 }
 
-/// Phase B building on stored rows: the customers whose scores, stage or
-/// tier changed (`seg_changes`), among everyone or the candidates, written
+/// Phase B building on stored rows: the customers whose stage or tier
+/// changed (`seg_changes`), among everyone or the candidates, written
 /// in scattered batches with their transitions. Returns (rows changed,
 /// transitions).
 async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreError> {
@@ -723,12 +736,23 @@ async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreEr
         .execute(&mut **conn)
         .await?;
     if plan.evaluates_some_segment_over_changes() {
-        for sql in [
-            segments_sql::CHANGED_CUSTOMERS,
-            "CREATE UNIQUE INDEX temp.seg_cand_id ON seg_cand (id)",
-        ] {
-            sqlx::query(sql).execute(&mut **conn).await?;
-        }
+        let scores = match &bases {
+            Some(bases) if plan.reads_scores_over_changes() => {
+                segments_sql::candidate_ranges(plan, bases, Moved::Score, Dialect::Sqlite)
+            }
+            _ => None,
+        };
+        let (cond, params) = scores.unzip();
+        sqlx::query(AssertSqlSafe(segments_sql::changed_customers(
+            Dialect::Sqlite,
+            cond.as_deref(),
+        )))
+        .bind_params(&params.unwrap_or_default())
+        .execute(&mut **conn)
+        .await?;
+        sqlx::query("CREATE UNIQUE INDEX temp.seg_cand_id ON seg_cand (id)")
+            .execute(&mut **conn)
+            .await?;
     }
     let (mut changed, mut transitions) = (0u64, 0u64);
     let mut lo = String::new();
@@ -752,7 +776,8 @@ async fn rank(conn: &mut Conn, plan: &SegmentPlan) -> Result<(u64, u64), StoreEr
 /// Entries of `segment_histogram` read at a time (about 1.2 MB of JSON).
 const HISTOGRAM_PAGE: usize = 50_000;
 
-/// Create `seg_thr` with each store key's thresholds.
+/// Create `seg_thr` with each store key's thresholds, and give the
+/// calendar `seg_today` its score thresholds.
 async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), StoreError> {
     let found = thresholds(conn, plan, HISTOGRAM_PAGE).await?;
     sqlx::query(AssertSqlSafe(segments_sql::thresholds_table(
@@ -771,6 +796,10 @@ async fn fill_thresholds(conn: &mut Conn, plan: &SegmentPlan) -> Result<(), Stor
             .execute(&mut **conn)
             .await?;
     }
+    // Custom segments read scores with this run's thresholds.
+    sqlx::query(AssertSqlSafe(segments_sql::calendar_thresholds("seg_thr")))
+        .execute(&mut **conn)
+        .await?;
     Ok(())
 }
 
