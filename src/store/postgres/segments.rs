@@ -1233,23 +1233,29 @@ async fn phase_c(conn: &mut Conn, plan: &SegmentPlan) -> Result<u64, StoreError>
 
 /// The insert into `seg_members` of every (segment, customer) pair of
 /// `segments`, among everyone (`all`) or among `seg_cand`: one pass, each
-/// segment's expression evaluated once per customer.
+/// segment's expression evaluated once per customer into an array of the
+/// names of the segments the customer is in, which `unnest` turns into
+/// rows. (A `LATERAL (VALUES …)` of (name, hit) pairs per customer ran a
+/// subplan per customer: 8.0 s instead of 3.0 s for the six segments of the
+/// demo's file over 1,000,000 customers.)
 fn members_sql(segments: &[&CustomSegment], all: bool) -> (String, Vec<SqlParam>) {
     let mut ph = Placeholders::starting_at(1);
-    let mut rows = Vec::with_capacity(segments.len());
+    let mut hits = Vec::with_capacity(segments.len());
     for segment in segments {
         let name = ph.push(Dialect::Postgres, SqlParam::Text(segment.name.clone()));
         let filter = segment.expr.to_sql(Dialect::Postgres, &mut ph);
-        rows.push(format!("({name}::text, ({filter}))"));
+        hits.push(format!("CASE WHEN {filter} THEN {name}::text END"));
     }
     let from = segments_sql::members_source(Dialect::Postgres, all, segments);
     let sql = format!(
         r#"INSERT INTO seg_members (segment, id)
-SELECT v.segment, a.customer_id FROM {from}
-JOIN seg_today t ON t.store_key = a.store_key
-CROSS JOIN LATERAL (VALUES {rows}) v (segment, hit)
-WHERE v.hit"#,
-        rows = rows.join(",\n    ")
+SELECT s.segment, x.id FROM (
+    SELECT a.customer_id AS id, ARRAY[{hits}] AS hits FROM {from}
+    JOIN seg_today t ON t.store_key = a.store_key
+) x
+CROSS JOIN LATERAL unnest(x.hits) s (segment)
+WHERE s.segment IS NOT NULL"#,
+        hits = hits.join(",\n        ")
     );
     (sql, ph.into_params())
 }
