@@ -1400,32 +1400,6 @@ async fn secondary_indexes(pool: &sqlx::PgPool) -> Vec<String> {
     .unwrap()
 }
 
-/// A run gathers the statistics of the customers and orders where nobody
-/// did (a new database on a server without autovacuum): its batches are
-/// planned for the customers' handfuls of orders, not for defaults.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_run_analyzes_tables_never_analyzed() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let analyzed = || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT bool_and(reltuples >= 0) FROM pg_class \
-             WHERE oid IN ('customers'::regclass, 'orders'::regclass)",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    };
-    assert!(!analyzed().await, "the new tables have no statistics yet");
-    ten_buyers(&db.store).await;
-    run(&db.store, NOW, RecomputeMode::Full).await;
-    assert!(analyzed().await, "the run gathered them");
-    drop(pool);
-    db.cleanup().await;
-}
-
 /// A first run writes the history and the attributes without their
 /// secondary indexes and builds them afterwards, as the migrations define
 /// them; a run after one that stopped during the fill builds them again.
