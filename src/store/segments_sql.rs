@@ -138,7 +138,7 @@ pub fn thresholds_insert(dialect: Dialect) -> String {
 fn score_threshold_columns() -> impl Iterator<Item = &'static str> {
     THRESHOLD_COLUMNS
         .iter()
-        .filter(|(_, col)| *col != "spent_365d_fen")
+        .filter(|(_, col)| *col != TIER_VALUE)
         .map(|(c, _)| *c)
 }
 
@@ -339,6 +339,10 @@ fn pg_histograms(source: &str) -> String {
     )
 }
 
+/// The value the tier thresholds `t1` and `t2` apply to (the score
+/// thresholds apply to the others of [`THRESHOLD_COLUMNS`]).
+const TIER_VALUE: &str = "spent_365d_fen";
+
 /// The columns each threshold of `seg_thr` applies to.
 const THRESHOLD_COLUMNS: [(&str, &str); 14] = [
     ("r1", "last_order_day"),
@@ -506,8 +510,7 @@ pub fn moved_ranges(plan: &SegmentPlan, bases: &[StoreBases], moved: Moved) -> V
         let (p, c) = (&b.previous, &b.current);
         let mut ranges = Vec::new();
         for (i, (_, col)) in THRESHOLD_COLUMNS.iter().enumerate() {
-            let tier = *col == "spent_365d_fen";
-            if tier != (moved == Moved::StageOrTier) {
+            if (*col == TIER_VALUE) != (moved == Moved::StageOrTier) {
                 continue;
             }
             let (old, new) = (p.thresholds[i], c.thresholds[i]);
@@ -577,28 +580,28 @@ pub fn candidate_ranges(
                 vec![SqlParam::Text(spec)],
             ))
         }
-        Dialect::Postgres => Some(ranges_in_sql(&moved, dialect)),
+        Dialect::Postgres => Some(ranges_in_sql(&moved)),
     }
 }
 
-/// [`moved_ranges`] as comparisons, each bound a parameter in the order
-/// they appear.
-fn ranges_in_sql(moved: &[StoreRanges], dialect: Dialect) -> (String, Vec<SqlParam>) {
+/// [`moved_ranges`] as PostgreSQL comparisons, each bound a numbered
+/// parameter in the order they appear; instants compared as instants.
+fn ranges_in_sql(moved: &[StoreRanges]) -> (String, Vec<SqlParam>) {
+    let pg = Dialect::Postgres;
     let mut ph = Placeholders::new();
     let mut stores = Vec::new();
     for store in moved {
-        let key = ph.push(dialect, SqlParam::Text(store.store_key.clone()));
+        let key = ph.push(pg, SqlParam::Text(store.store_key.clone()));
         let mut terms = Vec::new();
         for r in &store.ranges {
             let col = RANGED_COLUMNS[r.column];
             let is_instant = col == "joined_at";
             let mut bound = |v: i64| {
-                let p = ph.push(dialect, SqlParam::Int(v));
-                match (dialect, is_instant) {
-                    (Dialect::Postgres, true) => {
-                        format!("'epoch'::timestamptz + {p} * interval '1 millisecond'")
-                    }
-                    _ => p,
+                let p = ph.push(pg, SqlParam::Int(v));
+                if is_instant {
+                    format!("'epoch'::timestamptz + {p} * interval '1 millisecond'")
+                } else {
+                    p
                 }
             };
             let (lo, hi) = (bound(r.lo), bound(r.hi));
@@ -674,22 +677,8 @@ pub fn changes(plan: &SegmentPlan, dialect: Dialect, scope: &RankScope) -> Strin
             match ranges {
                 // A customer in both is the same row twice: UNION keeps one.
                 Some(cond) => {
-                    let scan = match dialect {
-                        Dialect::Sqlite => {
-                            changes_select(plan, dialect, "customer_attributes a", cond)
-                        }
-                        // The fence keeps PostgreSQL to one (parallel) scan
-                        // with the ranges as its filter: it would otherwise
-                        // walk each store through an index.
-                        Dialect::Postgres => changes_select(
-                            plan,
-                            dialect,
-                            &format!(
-                                "(SELECT * FROM customer_attributes a WHERE {cond} OFFSET 0) a"
-                            ),
-                            "TRUE",
-                        ),
-                    };
+                    let (source, filter) = ranged(dialect, cond);
+                    let scan = changes_select(plan, dialect, &source, &filter);
                     format!("{scan}\nUNION\n{todo}")
                 }
                 None => todo,
@@ -872,19 +861,26 @@ pub fn changed_customers(dialect: Dialect, scores: Option<&str>) -> String {
         "CREATE TEMP TABLE seg_cand AS SELECT id FROM seg_todo UNION SELECT id FROM seg_changes"
             .to_owned();
     if let Some(cond) = scores {
-        sql.push_str(
-            "
-UNION SELECT a.customer_id FROM ",
-        );
-        sql.push_str(&match dialect {
-            Dialect::Sqlite => format!("customer_attributes a WHERE {cond}"),
-            // One scan, as for `seg_changes`.
-            Dialect::Postgres => {
-                format!("(SELECT * FROM customer_attributes a WHERE {cond} OFFSET 0) a")
-            }
-        });
+        let (source, filter) = ranged(dialect, cond);
+        sql.push_str(&format!(
+            "\nUNION SELECT a.customer_id FROM {source} WHERE {filter}"
+        ));
     }
     sql
+}
+
+/// The rows of `customer_attributes a` meeting `cond` (a condition of
+/// [`candidate_ranges`]): a `FROM` item named `a` and the filter on it. On
+/// PostgreSQL a fence keeps it to one (parallel) scan with the ranges as its
+/// filter: it would otherwise walk each store through an index.
+fn ranged(dialect: Dialect, cond: &str) -> (String, String) {
+    match dialect {
+        Dialect::Sqlite => ("customer_attributes a".to_owned(), cond.to_owned()),
+        Dialect::Postgres => (
+            format!("(SELECT * FROM customer_attributes a WHERE {cond} OFFSET 0) a"),
+            "TRUE".to_owned(),
+        ),
+    }
 }
 
 /// Transitions for the stage and tier changes of `seg_changes` rows with

@@ -314,19 +314,19 @@ pub(super) async fn load_calendar(
     days: &[StoreDay],
     birthdays: &[BirthdayDistance],
 ) -> Result<(), StoreError> {
+    let today_table = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
+         today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
+         active_since TIMESTAMPTZ NOT NULL, at_risk_since TIMESTAMPTZ NOT NULL, \
+         lapsed_since TIMESTAMPTZ NOT NULL{})",
+        segments_sql::calendar_threshold_columns(Dialect::Postgres)
+    );
     for sql in [
-        format!(
-            "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT COLLATE \"C\" PRIMARY KEY, \
-             today BIGINT NOT NULL, today_date DATE NOT NULL, tz TEXT NOT NULL, new_since TIMESTAMPTZ NOT NULL, \
-             active_since TIMESTAMPTZ NOT NULL, at_risk_since TIMESTAMPTZ NOT NULL, \
-             lapsed_since TIMESTAMPTZ NOT NULL{})",
-            segments_sql::calendar_threshold_columns(Dialect::Postgres)
-        ),
+        today_table.as_str(),
         "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today BIGINT NOT NULL, month INTEGER NOT NULL, \
-         day INTEGER NOT NULL, days BIGINT NOT NULL, PRIMARY KEY (today, month, day))"
-            .to_owned(),
-        "TRUNCATE seg_today".to_owned(),
-        "TRUNCATE seg_birthdays".to_owned(),
+         day INTEGER NOT NULL, days BIGINT NOT NULL, PRIMARY KEY (today, month, day))",
+        "TRUNCATE seg_today",
+        "TRUNCATE seg_birthdays",
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }

@@ -249,18 +249,18 @@ pub(super) async fn load_calendar(
     days: &[StoreDay],
     birthdays: &[BirthdayDistance],
 ) -> Result<(), StoreError> {
+    let today_table = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
+         offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, \
+         at_risk_since INTEGER NOT NULL, lapsed_since INTEGER NOT NULL{})",
+        segments_sql::calendar_threshold_columns(Dialect::Sqlite)
+    );
     for sql in [
-        format!(
-            "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
-             offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, \
-             at_risk_since INTEGER NOT NULL, lapsed_since INTEGER NOT NULL{})",
-            segments_sql::calendar_threshold_columns(Dialect::Sqlite)
-        ),
+        today_table.as_str(),
         "CREATE TEMP TABLE IF NOT EXISTS seg_birthdays (today INTEGER NOT NULL, month INTEGER NOT NULL, \
-         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))"
-            .to_owned(),
-        "DELETE FROM seg_today".to_owned(),
-        "DELETE FROM seg_birthdays".to_owned(),
+         day INTEGER NOT NULL, days INTEGER NOT NULL, PRIMARY KEY (today, month, day))",
+        "DELETE FROM seg_today",
+        "DELETE FROM seg_birthdays",
     ] {
         sqlx::query(AssertSqlSafe(sql)).execute(&mut **conn).await?;
     }
