@@ -447,6 +447,89 @@ async fn thirty_days_ago_at_2359_local_is_still_active(store: SharedStore) {
     assert_eq!(attrs(&store, "A30", later).await.lifecycle, "at_risk");
 }
 
+/// The day a customer joined is the local date in the offset of that day,
+/// not of today: Sydney's winter (UTC+10) join seen in summer (UTC+11) and
+/// the other way round, half an hour from midnight. Expressions read the
+/// stored day; the profile works it out from the instant. Runs building on
+/// the previous one date again a customer whose join or store changed.
+async fn the_day_joined_is_dated_in_the_offset_of_that_day(store: SharedStore) {
+    let syd = store_info("SYD-001", chrono_tz::Australia::Sydney);
+    let sh = store_info("SH-001", SHANGHAI);
+    store
+        .upsert_stores(&[syd, sh], t("2026-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let winter_join = customer("WINTER", "SYD-001", "2026-06-30T23:30:00+10:00");
+    let summer_join = customer("SUMMER", "SYD-001", "2026-01-15T00:30:00+11:00");
+    store
+        .upsert_customers(
+            &[winter_join.clone(), summer_join.clone()],
+            t("2026-07-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let segments: String = [146, 306, 307, 312, 473, 474]
+        .iter()
+        .map(|d| format!("  joined_{d}_days_ago: \"days_since_joined == {d}\"\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("segments.yaml"),
+        format!("segments:\n{segments}"),
+    )
+    .unwrap();
+    let check = async |now: &str, id: &str, days: i64| {
+        let p = profile_in(&store, dir.path(), id, now).await;
+        assert_eq!(p.attributes.days_since_joined, days, "{id} at {now}");
+        let names: Vec<&str> = p.memberships.iter().map(|m| m.segment.as_str()).collect();
+        assert_eq!(names, [format!("joined_{days}_days_ago")], "{id} at {now}");
+    };
+    // Sydney's summer: 2026-11-23 15:00 local (UTC+11).
+    let summer = "2026-11-23T12:00:00+08:00";
+    run_in(&store, dir.path(), summer, RecomputeMode::Full).await;
+    check(summer, "WINTER", 146).await;
+    check(summer, "SUMMER", 312).await;
+    // Sydney's winter: 2027-05-03 14:00 local (UTC+10).
+    let winter = "2027-05-03T12:00:00+08:00";
+    for mode in [RecomputeMode::Incremental, RecomputeMode::Full] {
+        run_in(&store, dir.path(), winter, mode).await;
+        check(winter, "WINTER", 307).await;
+        check(winter, "SUMMER", 473).await;
+    }
+    // WINTER joined a day later after all; SUMMER moves to Shanghai, where
+    // her join was still the 14th. Then both are put back.
+    let mut later_join = winter_join.clone();
+    later_join.joined_at = Some(t("2026-07-01T23:30:00+10:00"));
+    let mut moved = summer_join.clone();
+    moved.store = Some(StoreCode::parse("SH-001").unwrap());
+    for (customers, mode, days) in [
+        ([later_join, moved], RecomputeMode::Incremental, (306, 474)),
+        ([winter_join, summer_join], RecomputeMode::Full, (307, 473)),
+    ] {
+        store
+            .upsert_customers(&customers, t("2027-05-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let report = run_in(&store, dir.path(), winter, mode).await;
+        assert_eq!(report.mode, mode);
+        check(winter, "WINTER", days.0).await;
+        check(winter, "SUMMER", days.1).await;
+    }
+    // The Sydney store's zone was wrong: it is in Shanghai's. Every day
+    // joined there is dated again (SUMMER's was the 14th in Shanghai).
+    store
+        .upsert_stores(
+            &[store_info("SYD-001", SHANGHAI)],
+            t("2027-05-02T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let report = run_in(&store, dir.path(), winter, RecomputeMode::Incremental).await;
+    assert_eq!(report.mode, RecomputeMode::Full, "{:?}", report.full_reason);
+    check(winter, "WINTER", 307).await;
+    check(winter, "SUMMER", 474).await;
+}
+
 async fn stage_changes_are_recorded_as_transitions(store: SharedStore) {
     ten_buyers(&store).await;
     run(&store, NOW, RecomputeMode::Full).await;
@@ -1707,6 +1790,7 @@ store_contract!(
     value_tiers_rank_the_last_365_days,
     refunds_reduce_spend_but_are_not_visits,
     thirty_days_ago_at_2359_local_is_still_active,
+    the_day_joined_is_dated_in_the_offset_of_that_day,
     stage_changes_are_recorded_as_transitions,
     incremental_and_full_give_identical_results,
     a_full_run_that_builds_on_the_previous_one_misses_nothing,

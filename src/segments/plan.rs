@@ -112,7 +112,11 @@ pub struct SegmentState {
     pub finished_at: DateTime<Utc>,
 }
 
-const STATE_VERSION: u32 = 1;
+/// The version of what a finished run leaves behind. 2: SQLite's stored
+/// joined days are dated in each instant's own offset (version 1 used the
+/// zone's offset at the run), and runs building on the previous one reuse
+/// them; a run after a version 1 run works every row out afresh.
+const STATE_VERSION: u32 = 2;
 
 /// Customers to rank one by one above which a full run may rank everyone
 /// instead (see [`SegmentPlan::after_figures`]): below it, either way

@@ -8,6 +8,7 @@ mod coupons;
 mod figures;
 mod functions;
 mod histogram;
+mod local_day;
 mod outbox;
 mod segments;
 mod send_log;
@@ -87,6 +88,7 @@ impl SqliteStore {
                         figures::register(db)
                             .and_then(|()| histogram::register(db))
                             .and_then(|()| candidates::register(db))
+                            .and_then(|()| local_day::register(db))
                     }
                     .map_err(|rc| {
                         sqlx::Error::Configuration(

@@ -251,7 +251,7 @@ pub(super) async fn load_calendar(
 ) -> Result<(), StoreError> {
     let today_table = format!(
         "CREATE TEMP TABLE IF NOT EXISTS seg_today (store_key TEXT PRIMARY KEY, today INTEGER NOT NULL, \
-         offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, \
+         tz TEXT NOT NULL, offset_ms INTEGER NOT NULL, new_since INTEGER NOT NULL, active_since INTEGER NOT NULL, \
          at_risk_since INTEGER NOT NULL, lapsed_since INTEGER NOT NULL{})",
         segments_sql::calendar_threshold_columns(Dialect::Sqlite)
     );
@@ -267,11 +267,12 @@ pub(super) async fn load_calendar(
     let mut tx = conn.begin().await?;
     for d in days {
         sqlx::query(
-            "INSERT INTO seg_today (store_key, today, offset_ms, new_since, active_since, \
-             at_risk_since, lapsed_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO seg_today (store_key, today, tz, offset_ms, new_since, active_since, \
+             at_risk_since, lapsed_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&d.store_key)
         .bind(d.today)
+        .bind(d.tz.name())
         .bind(d.offset_ms)
         .bind(ms(d.new_since))
         .bind(ms(d.active_since))
@@ -357,9 +358,15 @@ fn phase_a_sql(plan: &SegmentPlan, fill: bool) -> String {
         .map(|c| format!("a.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let compared_here = segments_sql::CUSTOMER_FIGURES
-        .iter()
-        .map(|c| format!("\n    OR a.{c} IS NOT q.{c}"))
+    let reuse = plan.builds_on_previous && !fill;
+    let computed_day = "seg_local_day(q.joined_at, q.tz)";
+    let joined_day = segments_sql::joined_day(reuse, "q", computed_day);
+    let compared_here = segments_sql::compared_here(reuse)
+        .filter(|c| segments_sql::CUSTOMER_FIGURES.contains(c))
+        .map(|c| match c {
+            "joined_day" => format!("\n    OR a.joined_day IS NOT {computed_day}"),
+            c => format!("\n    OR a.{c} IS NOT q.{c}"),
+        })
         .collect::<String>();
     // A fill writes every row into the empty `segment_fill`. The join with
     // the (empty) attributes stays: with `q` the only table of the outer
@@ -385,12 +392,10 @@ WHERE a.customer_id IS NULL{compared_here}
     };
     format!(
         r#"INSERT INTO {into} ({columns})
-SELECT q.customer_id, q.store_key, q.joined_at, q.joined_day, {taken_apart}, q.today, ?
+SELECT q.customer_id, q.store_key, q.joined_at, {joined_day}, {taken_apart}, q.today, ?
 FROM (
     SELECT c.id AS customer_id, t.store_key AS store_key,
-        COALESCE(c.joined_at, c.created_at) AS joined_at,
-        (COALESCE(c.joined_at, c.created_at) + t.offset_ms) / 86400000 AS joined_day,
-        t.today AS today,
+        COALESCE(c.joined_at, c.created_at) AS joined_at, t.tz AS tz, t.today AS today,
         (SELECT seg_figures(o.amount_fen, o.ordered_at, o.local_date, o.local_minute, t.today,
                             {morning}, {noon}, {afternoon}, {evening})
          FROM orders o WHERE o.customer_id = c.id) AS f
