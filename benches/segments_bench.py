@@ -4,18 +4,15 @@ fresh PostgreSQL database, then time the `segments` job, report medians.
 
     python3 benches/segments_bench.py [--customers 1000000] [--runs 3]
         [--backend sqlite|postgres|both] [--binary PATH] [--workdir DIR] [--keep]
-        [--pg-prepare vacuum-analyze|analyze]
 
 Per backend:
 
   1. `outreach demo --seed-only --customers N` into a fresh database (SQLite:
      DIR/bench.db; PostgreSQL: database `outreach_segbench`, created and dropped
      with psql through OUTREACH_BENCH_PG_URL, default
-     postgres://postgres@127.0.0.1:5432/postgres, then VACUUM ANALYZE, what
-     autovacuum would have done by then on a server that runs it, as servers
-     do by default; this one does not, and without it no page of the tables
-     is marked all-visible. `--pg-prepare analyze` runs only ANALYZE, for
-     comparison). The demo has about 10 orders per customer.
+     postgres://postgres@127.0.0.1:5432/postgres; the seed ends with VACUUM
+     ANALYZE of customers and orders, as every large load does). The demo has
+     about 10 orders per customer.
   2. With OUTREACH_CAMPAIGNS_DIR set to an empty directory (built-in rules, no
      custom segments):
      - first full recompute (`jobs run segments --format json`), once: the
@@ -65,7 +62,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchlib import NOW, ROOT, SQLITE3, Bench, clean_env, figures, json_output, machine, pg_url, psql, remove_sqlite
@@ -127,15 +123,7 @@ def bench_backend(backend, args, bench, admin_url, empty_campaigns, repo_campaig
 
     s, rss, _ = bench.outreach(["demo", "--seed-only", "--customers", str(args.customers)], env)
     result["seed"] = {"seconds": round(s, 1), "rss_mib": round(rss, 1)}
-    if backend == "postgres":
-        prepare = "VACUUM ANALYZE" if args.pg_prepare == "vacuum-analyze" else "ANALYZE"
-        t = time.monotonic()
-        psql(url, prepare)
-        result["prepare"] = prepare
-        result["prepare_seconds"] = round(time.monotonic() - t, 1)
-    print(f"  seeded {args.customers} customers in {s:.1f} s (peak RSS {rss:.0f} MiB)"
-          + (f", {result['prepare']} {result['prepare_seconds']:.1f} s" if backend == "postgres" else ""),
-          flush=True)
+    print(f"  seeded {args.customers} customers in {s:.1f} s (peak RSS {rss:.0f} MiB)", flush=True)
     # A copy of the seeded shop for the first run with custom segments.
     if backend == "sqlite":
         first_db = args.workdir / "bench-first.db"
@@ -260,8 +248,6 @@ def main():
     ap.add_argument("--binary", type=Path, help="outreach binary to use (default: cargo build --release)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "target" / "bench-segments")
     ap.add_argument("--keep", action="store_true", help="keep the databases afterwards")
-    ap.add_argument("--pg-prepare", choices=("vacuum-analyze", "analyze"), default="vacuum-analyze",
-                    help="what PostgreSQL's freshly seeded database gets before the runs")
     args = ap.parse_args()
     if args.customers < 1 or args.runs < 1:
         ap.error("--customers and --runs must be at least 1")

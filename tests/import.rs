@@ -276,3 +276,82 @@ store_contract!(
     orders_with_bad_rows_keep_the_good_ones,
     json_lines_import_like_csv,
 );
+
+/// `reltuples` and `relallvisible` of `orders`: what the last VACUUM or
+/// ANALYZE counted (-1 rows: never), and the pages it marked all-visible.
+async fn orders_upkeep(url: &str) -> (f32, i32) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_as("SELECT reltuples, relallvisible FROM pg_class WHERE oid = 'orders'::regclass")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+}
+
+fn orders_csv(dir: &Path, name: &str, ids: std::ops::Range<u32>) -> PathBuf {
+    let rows: String = ids
+        .map(|i| format!("B{i:04},C1,SH-001,12.50,2026-03-01 07:45:00,\n"))
+        .collect();
+    write(
+        dir,
+        name,
+        &format!("id,customer_id,store,amount,ordered_at,coupon_code\n{rows}"),
+    )
+}
+
+/// A load of at least a fifth of a table's rows is followed by VACUUM
+/// ANALYZE on PostgreSQL (statistics, pages marked all-visible), as
+/// autovacuum would do, if it runs; a smaller one is left to autovacuum.
+#[tokio::test]
+async fn postgres_a_large_load_is_vacuumed_and_analyzed() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let customers = write(dir.path(), "c.csv", "id,store\nC1,SH-001\n");
+    import(&db.store, ImportKind::Customers, &customers).await;
+    assert_eq!(orders_upkeep(&db.url).await.0, -1.0, "never counted");
+    let first = orders_csv(dir.path(), "first.csv", 0..500);
+    assert_eq!(
+        import(&db.store, ImportKind::Orders, &first).await.inserted,
+        500
+    );
+    let (rows, visible) = orders_upkeep(&db.url).await;
+    assert_eq!(rows, 500.0);
+    assert!(visible > 0, "no page marked all-visible");
+    // 99 new rows are less than a fifth of 500: no upkeep.
+    import(
+        &db.store,
+        ImportKind::Orders,
+        &orders_csv(dir.path(), "few.csv", 500..599),
+    )
+    .await;
+    assert_eq!(orders_upkeep(&db.url).await.0, 500.0);
+    // 121 more are over a fifth of the 500 last counted.
+    import(
+        &db.store,
+        ImportKind::Orders,
+        &orders_csv(dir.path(), "more.csv", 599..720),
+    )
+    .await;
+    assert_eq!(orders_upkeep(&db.url).await.0, 720.0);
+    db.cleanup().await;
+}
+
+/// The demo shop is loaded like an import: VACUUM ANALYZE afterwards.
+#[tokio::test]
+async fn postgres_the_demo_shop_is_vacuumed_and_analyzed() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let stores = outreach::demo::demo_stores();
+    db.store.upsert_stores(&stores, now()).await.unwrap();
+    let generator = outreach::demo::Generator::new(7, 50, now(), stores);
+    let (_, orders) = outreach::import::write_records(&db.store, generator, 20, now(), |_, _| {})
+        .await
+        .unwrap();
+    let (rows, visible) = orders_upkeep(&db.url).await;
+    assert_eq!(rows, orders as f32);
+    assert!(visible > 0, "no page marked all-visible");
+    db.cleanup().await;
+}

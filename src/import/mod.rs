@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::campaigns::redemption::RedemptionOutcome;
 use crate::domain::{Customer, Order};
-use crate::store::{SharedStore, StoreError, UpsertCounts};
+use crate::store::{LoadedTable, SharedStore, Store, StoreError, UpsertCounts};
 pub use rows::ParseContext;
 use source::{RowSource, Schema};
 
@@ -560,6 +560,7 @@ async fn run<T: Importable>(
         return Err(e);
     }
     let (source, rows, superseded) = joined?;
+    after_load(store.as_ref(), table_of(kind), counts.inserted).await;
     let mut errors = rejects.kept;
     errors.sort_by_key(|e| e.line);
     let mut coupon_refusals = rejects.coupons;
@@ -579,6 +580,25 @@ async fn run<T: Importable>(
         coupon_refusals,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+fn table_of(kind: ImportKind) -> LoadedTable {
+    match kind {
+        ImportKind::Customers => LoadedTable::Customers,
+        ImportKind::Orders => LoadedTable::Orders,
+    }
+}
+
+/// The store's upkeep after a load (see [`Store::after_bulk_load`]). Its
+/// failure is only a warning: every row is stored already.
+async fn after_load(store: &dyn Store, table: LoadedTable, inserted: u64) {
+    if let Err(e) = store.after_bulk_load(table, inserted).await {
+        tracing::warn!(
+            table = table.name(),
+            error = %e,
+            "the load is stored, but its upkeep (VACUUM ANALYZE) failed; autovacuum will do it in time"
+        );
+    }
 }
 
 fn kind_name(kind: ImportKind) -> &'static str {
@@ -796,6 +816,8 @@ pub async fn write_records(
     store.upsert_customers(&customers, now).await?;
     store.upsert_orders(&orders, now).await?;
     on_progress(nc, no);
+    after_load(store.as_ref(), LoadedTable::Customers, nc).await;
+    after_load(store.as_ref(), LoadedTable::Orders, no).await;
     Ok((nc, no))
 }
 

@@ -96,6 +96,23 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// A table that imports load in bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadedTable {
+    Customers,
+    Orders,
+}
+
+impl LoadedTable {
+    /// The table's name in both schemas.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadedTable::Customers => "customers",
+            LoadedTable::Orders => "orders",
+        }
+    }
+}
+
 /// What an upsert of a batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct UpsertCounts {
@@ -252,6 +269,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         batch: &[Order],
         now: DateTime<Utc>,
     ) -> Result<OrderBatchOutcome, StoreError>;
+
+    /// After a bulk load that inserted `inserted` rows into `table` (a file
+    /// import, the demo shop), do the upkeep a server's autovacuum would do
+    /// after so many new rows, when it is due: statistics for the planner,
+    /// and pages marked all-visible so that indexes are read without the
+    /// table. Returns whether it did anything.
+    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<bool, StoreError>;
 
     /// One customer.
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;

@@ -23,10 +23,17 @@ use sqlx::{Connection, Row};
 use super::copy_binary::BinaryCopy;
 use super::{PgStore, coupons, probe_by_key};
 use crate::domain::{Customer, Order};
-use crate::store::{OrderBatchOutcome, StoreError, UpsertCounts, counts_from, minute_of_day};
+use crate::store::{
+    LoadedTable, OrderBatchOutcome, StoreError, UpsertCounts, counts_from, minute_of_day,
+};
 
 /// Batches that go straight to the upsert after a `COPY` met a stored row.
 const SKIP_AFTER_CONFLICT: u32 = 16;
+
+/// A load that inserts at least this share of a table's rows (as last
+/// counted) is followed by `VACUUM (ANALYZE)`: autovacuum's default
+/// threshold for inserts (`autovacuum_vacuum_insert_scale_factor`).
+const VACUUM_AFTER_SHARE: f64 = 0.2;
 
 /// Whether the next batch tries a plain `COPY` first (shared by the lanes).
 #[derive(Debug, Default)]
@@ -156,6 +163,44 @@ async fn copy_new(
 }
 
 impl PgStore {
+    /// `VACUUM (ANALYZE)` of `table` after a load that inserted
+    /// `inserted` rows, when they are at least [`VACUUM_AFTER_SHARE`] of the
+    /// rows it had when last counted, or it never was. A first import
+    /// leaves the planner without statistics and no page all-visible (hint
+    /// bits unset, every index read going to the table) until autovacuum
+    /// comes by, if it runs at all; the segments job's full run took 10 %
+    /// longer on such tables.
+    pub(super) async fn vacuum_after_load(
+        &self,
+        table: LoadedTable,
+        inserted: u64,
+    ) -> Result<bool, StoreError> {
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let counted: f32 =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+                .bind(table.name())
+                .fetch_one(&self.pool)
+                .await?;
+        if counted >= 0.0 && (inserted as f64) < f64::from(counted) * VACUUM_AFTER_SHARE {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        let sql = match table {
+            LoadedTable::Customers => "VACUUM (ANALYZE) customers",
+            LoadedTable::Orders => "VACUUM (ANALYZE) orders",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
+        tracing::info!(
+            table = table.name(),
+            inserted,
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "vacuumed and analyzed after the load"
+        );
+        Ok(true)
+    }
+
     pub(super) async fn import_customers(
         &self,
         batch: &[Customer],

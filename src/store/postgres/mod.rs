@@ -20,8 +20,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    Backend, Channel, Counts, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome, SendLogPage,
-    SendLogQuery, Store, StoreError, UpsertCounts, stored_tz,
+    Backend, Channel, Counts, LoadedTable, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome,
+    SendLogPage, SendLogQuery, Store, StoreError, UpsertCounts, stored_tz,
 };
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
@@ -220,6 +220,10 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<OrderBatchOutcome, StoreError> {
         self.import_orders(batch, now).await
+    }
+
+    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<bool, StoreError> {
+        self.vacuum_after_load(table, inserted).await
     }
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {

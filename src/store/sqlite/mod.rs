@@ -29,8 +29,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 
 use super::{
-    Backend, Channel, Counts, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome, SendLogPage,
-    SendLogQuery, Store, StoreError, UpsertCounts, counts_from, minute_of_day, stored_tz,
+    Backend, Channel, Counts, LoadedTable, OptOut, OrderBatchOutcome, QueueDepth, RetryOutcome,
+    SendLogPage, SendLogQuery, Store, StoreError, UpsertCounts, counts_from, minute_of_day,
+    stored_tz,
 };
 use crate::campaigns::outbox::{
     CandidateQuery, CandidateSink, CouponRow, MessageRow, RunRecord, WriteTotals,
@@ -406,6 +407,12 @@ impl Store for SqliteStore {
         mark_dirty(&mut tx, batch.iter().map(|c| c.id.as_str())).await?;
         tx.commit().await?;
         Ok(counts_from(batch.len(), existing, affected))
+    }
+
+    /// SQLite has no visibility map, and its plans are written for it
+    /// without statistics (`ANALYZE` would change them): nothing to do.
+    async fn after_bulk_load(&self, _: LoadedTable, _: u64) -> Result<bool, StoreError> {
+        Ok(false)
     }
 
     async fn upsert_orders(
