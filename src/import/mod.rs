@@ -798,26 +798,24 @@ pub async fn write_records(
     let mut customers = Vec::with_capacity(batch_size);
     let mut orders = Vec::with_capacity(batch_size * 2);
     let (mut nc, mut no) = (0u64, 0u64);
-    for (c, os) in records {
+    let mut inserted = (0u64, 0u64);
+    let mut records = records.peekable();
+    while let Some((c, os)) = records.next() {
         customers.push(c);
         orders.extend(os);
-        if customers.len() >= batch_size || orders.len() >= batch_size {
+        let last = records.peek().is_none();
+        if last || customers.len() >= batch_size || orders.len() >= batch_size {
             nc += customers.len() as u64;
             no += orders.len() as u64;
-            store.upsert_customers(&customers, now).await?;
-            store.upsert_orders(&orders, now).await?;
+            inserted.0 += store.upsert_customers(&customers, now).await?.inserted;
+            inserted.1 += store.upsert_orders(&orders, now).await?.counts.inserted;
             customers.clear();
             orders.clear();
             on_progress(nc, no);
         }
     }
-    nc += customers.len() as u64;
-    no += orders.len() as u64;
-    store.upsert_customers(&customers, now).await?;
-    store.upsert_orders(&orders, now).await?;
-    on_progress(nc, no);
-    after_load(store.as_ref(), LoadedTable::Customers, nc).await;
-    after_load(store.as_ref(), LoadedTable::Orders, no).await;
+    after_load(store.as_ref(), LoadedTable::Customers, inserted.0).await;
+    after_load(store.as_ref(), LoadedTable::Orders, inserted.1).await;
     Ok((nc, no))
 }
 

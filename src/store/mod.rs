@@ -274,8 +274,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// import, the demo shop), do the upkeep a server's autovacuum would do
     /// after so many new rows, when it is due: statistics for the planner,
     /// and pages marked all-visible so that indexes are read without the
-    /// table. Returns whether it did anything.
-    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<bool, StoreError>;
+    /// table.
+    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<(), StoreError>;
 
     /// One customer.
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;

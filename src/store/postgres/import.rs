@@ -174,9 +174,9 @@ impl PgStore {
         &self,
         table: LoadedTable,
         inserted: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         if inserted == 0 {
-            return Ok(false);
+            return Ok(());
         }
         let counted: f32 =
             sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
@@ -184,7 +184,7 @@ impl PgStore {
                 .fetch_one(&self.pool)
                 .await?;
         if counted >= 0.0 && (inserted as f64) < f64::from(counted) * VACUUM_AFTER_SHARE {
-            return Ok(false);
+            return Ok(());
         }
         let started = std::time::Instant::now();
         let sql = match table {
@@ -198,7 +198,7 @@ impl PgStore {
             seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
             "vacuumed and analyzed after the load"
         );
-        Ok(true)
+        Ok(())
     }
 
     pub(super) async fn import_customers(

@@ -222,7 +222,7 @@ impl Store for PgStore {
         self.import_orders(batch, now).await
     }
 
-    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<bool, StoreError> {
+    async fn after_bulk_load(&self, table: LoadedTable, inserted: u64) -> Result<(), StoreError> {
         self.vacuum_after_load(table, inserted).await
     }
 

@@ -411,8 +411,8 @@ impl Store for SqliteStore {
 
     /// SQLite has no visibility map, and its plans are written for it
     /// without statistics (`ANALYZE` would change them): nothing to do.
-    async fn after_bulk_load(&self, _: LoadedTable, _: u64) -> Result<bool, StoreError> {
-        Ok(false)
+    async fn after_bulk_load(&self, _: LoadedTable, _: u64) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn upsert_orders(
