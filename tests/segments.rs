@@ -58,6 +58,23 @@ fn order(id: &str, customer: &str, store: &StoreInfo, at: &str, yuan: &str) -> O
     }
 }
 
+/// A campaigns folder whose `segments.yaml` is `yaml`.
+fn segments_dir(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_segments(dir.path(), yaml);
+    dir
+}
+
+/// Write `yaml` as the `segments.yaml` of the campaigns folder `dir`.
+fn write_segments(dir: &Path, yaml: &str) {
+    std::fs::write(dir.join("segments.yaml"), yaml).unwrap();
+}
+
+/// The custom segments a profile lists, by name.
+fn members(p: &CustomerProfile) -> Vec<String> {
+    p.memberships.iter().map(|m| m.segment.clone()).collect()
+}
+
 async fn try_run_in(
     store: &SharedStore,
     dir: &Path,
@@ -468,21 +485,19 @@ async fn the_day_joined_is_dated_in_the_offset_of_that_day(store: SharedStore) {
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let segments: String = [146, 306, 307, 312, 473, 474]
         .iter()
         .map(|d| format!("  joined_{d}_days_ago: \"days_since_joined == {d}\"\n"))
         .collect();
-    std::fs::write(
-        dir.path().join("segments.yaml"),
-        format!("segments:\n{segments}"),
-    )
-    .unwrap();
+    let dir = segments_dir(&format!("segments:\n{segments}"));
     let check = async |now: &str, id: &str, days: i64| {
         let p = profile_in(&store, dir.path(), id, now).await;
         assert_eq!(p.attributes.days_since_joined, days, "{id} at {now}");
-        let names: Vec<&str> = p.memberships.iter().map(|m| m.segment.as_str()).collect();
-        assert_eq!(names, [format!("joined_{days}_days_ago")], "{id} at {now}");
+        assert_eq!(
+            members(&p),
+            [format!("joined_{days}_days_ago")],
+            "{id} at {now}"
+        );
     };
     // Sydney's summer: 2026-11-23 15:00 local (UTC+11).
     let summer = "2026-11-23T12:00:00+08:00";
@@ -637,15 +652,12 @@ async fn runs_follow_every_change(store: SharedStore, mode: RecomputeMode) {
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("segments.yaml"),
+    let dir = segments_dir(
         "segments:\n  soon: \"recency_days <= 3\"\n  veg: \"tags contains 'vegetarian'\"\n  \
          big: \"total_spent >= 50\"\n  champ: \"r_score >= 4 and f_score >= 4\"\n  \
          party: \"days_to_birthday <= 10\"\n  rich: \"m_score == 5\"\n  \
          recent: \"order_count_90d >= 1\"\n",
-    )
-    .unwrap();
+    );
     let dir = dir.path();
     run_in(&store, dir, NOW, RecomputeMode::Full).await;
     let in_rich = |p: CustomerProfile| p.memberships.iter().any(|m| m.segment == "rich");
@@ -745,18 +757,10 @@ async fn a_segment_reading_scores_follows_a_moved_threshold(
     mode: RecomputeMode,
 ) {
     let sh = ten_buyers(&store).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("segments.yaml"),
-        "segments:\n  rich: \"m_score == 5\"\n  code: \"rfm == '155'\"\n",
-    )
-    .unwrap();
+    let dir = segments_dir("segments:\n  rich: \"m_score == 5\"\n  code: \"rfm == '155'\"\n");
     let dir = dir.path();
     let ids: Vec<String> = (1..=10).map(|i| format!("C{i:02}")).collect();
     run_in(&store, dir, NOW, RecomputeMode::Full).await;
-    let members = |p: &CustomerProfile| -> Vec<String> {
-        p.memberships.iter().map(|m| m.segment.clone()).collect()
-    };
     let before = profile_in(&store, dir, "C09", NOW).await;
     assert_eq!(before.attributes.m_score, Some(5));
     assert_eq!(members(&before), ["code", "rich"]);
@@ -897,14 +901,11 @@ async fn custom_segments_track_entries_and_exits(store: SharedStore) {
         .upsert_customers(&[veg], t("2026-01-01T00:00:00Z"))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("segments.yaml"),
+    let dir = segments_dir(
         "segments:\n  frequent: \"order_count >= 8 and favorite_daypart == 'morning'\"\n  \
          veggies: \"tags contains 'vegetarian'\"\n  big: \"total_spent >= 90 and store in ['SH-001']\"\n  \
          soon: \"recency_days <= 3\"\n",
-    )
-    .unwrap();
+    );
     let first = run_in(&store, dir.path(), NOW, RecomputeMode::Full).await;
     assert!(first.outcome.transitions > 0);
     let sizes = store.segment_sizes().await.unwrap();
@@ -919,8 +920,7 @@ async fn custom_segments_track_entries_and_exits(store: SharedStore) {
     assert_eq!(size("big"), 2, "¥90 and ¥100");
     assert_eq!(size("soon"), 3, "C01..C03");
     let p = profile_in(&store, dir.path(), "C10", NOW).await;
-    let names: Vec<&str> = p.memberships.iter().map(|m| m.segment.as_str()).collect();
-    assert_eq!(names, ["big", "frequent"]);
+    assert_eq!(members(&p), ["big", "frequent"]);
     // Two days later C02 and C03 are no longer within 3 days: they leave "soon".
     let later = "2026-11-25T12:00:00+08:00";
     run_in(&store, dir.path(), later, RecomputeMode::Incremental).await;
@@ -934,11 +934,10 @@ async fn custom_segments_track_entries_and_exits(store: SharedStore) {
     );
     assert!(p.memberships.is_empty());
     // A segment removed from the file: its members leave it.
-    std::fs::write(
-        dir.path().join("segments.yaml"),
+    write_segments(
+        dir.path(),
         "segments:\n  veggies: \"tags contains 'vegetarian'\"\n",
-    )
-    .unwrap();
+    );
     let again = run_in(&store, dir.path(), later, RecomputeMode::Full).await;
     assert_eq!(
         again.outcome.transitions,
@@ -955,12 +954,7 @@ async fn custom_segments_track_entries_and_exits(store: SharedStore) {
 
 async fn a_broken_segments_file_changes_nothing(store: SharedStore) {
     ten_buyers(&store).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("segments.yaml"),
-        "segments:\n  x: \"order_cnt >= 1\"\n",
-    )
-    .unwrap();
+    let dir = segments_dir("segments:\n  x: \"order_cnt >= 1\"\n");
     let err = try_run_in(&store, dir.path(), NOW, RecomputeMode::Full)
         .await
         .unwrap_err();
@@ -1170,26 +1164,18 @@ async fn a_first_run_stopped_during_its_fill_is_completed_by_the_next(db: &commo
     full_run_changes_nothing(store, dir, &ids, NOW, &after, "after the stopped fill").await;
 }
 
-/// Scores, stages, tiers and memberships edited in the database by hand
+/// Stages, tiers and memberships edited in the database by hand
 /// stay through a full run building on the previous one (no figure
 /// changed, so it re-ranks and re-evaluates no one), and a rebuild puts
 /// them right, recording each change.
 async fn a_rebuild_puts_right_what_was_edited_by_hand(db: &common::TestStore) {
     let store = &db.store;
     ten_buyers(store).await;
-    let campaigns = tempfile::tempdir().unwrap();
-    std::fs::write(
-        campaigns.path().join("segments.yaml"),
-        "segments:\n  regulars: \"order_count >= 5\"\n",
-    )
-    .unwrap();
+    let campaigns = segments_dir("segments:\n  regulars: \"order_count >= 5\"\n");
     let dir = campaigns.path();
     run_in(store, dir, NOW, RecomputeMode::Full).await;
     let right = profile_in(store, dir, "C10", NOW).await;
     assert_eq!(right.attributes.lifecycle, "active");
-    let members = |p: &CustomerProfile| -> Vec<String> {
-        p.memberships.iter().map(|m| m.segment.clone()).collect()
-    };
     assert_eq!(members(&right), ["regulars"]);
     raw_sql(
         db,
