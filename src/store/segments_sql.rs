@@ -185,14 +185,31 @@ pub fn score_select(dialect: Dialect) -> String {
 /// Empties `segment_histogram` before a full run's rebuild (both dialects).
 pub const HISTOGRAM_CLEAR: &str = "DELETE FROM segment_histogram";
 
-/// PostgreSQL: fill the emptied `segment_histogram` from every customer's
-/// figures in `source` (`customer_attributes`, or a table with its columns)
-/// after a full run's phase A, in one hashed pass (grouping sets).
-pub fn pg_histogram_fill(source: &str) -> String {
-    format!(
-        "INSERT INTO segment_histogram (metric, store_key, value, n)\nSELECT metric, store_key, v, n FROM (\n{}\n) h",
-        pg_histograms(source)
-    )
+/// PostgreSQL: the statements that fill the emptied `segment_histogram`
+/// from every customer's figures in `source` (`customer_attributes`, or a
+/// table with its columns) after a full run's phase A, the first outside
+/// the transaction that empties it, the rest inside.
+///
+/// Four grouped passes (the filters of [`histogram_apply`]) are counted
+/// into a temporary table first: a `CREATE TABLE AS` may run them in
+/// parallel, an `INSERT` may not, and one pass with grouping sets cannot
+/// be split (1,000,000 customers: 0.64 s against 0.83 to 1.07 s).
+pub fn pg_histogram_fill(source: &str) -> [String; 3] {
+    [
+        format!(
+            r#"CREATE TEMP TABLE seg_hist_new AS
+SELECT 'r' AS metric, store_key, last_order_day::bigint AS v, count(*) AS n
+    FROM {source} WHERE last_order_day IS NOT NULL GROUP BY store_key, last_order_day
+UNION ALL SELECT 'f', store_key, order_count::bigint, count(*)
+    FROM {source} WHERE order_count > 0 GROUP BY store_key, order_count
+UNION ALL SELECT 'm', store_key, total_spent_fen, count(*)
+    FROM {source} WHERE order_count > 0 GROUP BY store_key, total_spent_fen
+UNION ALL SELECT 't', store_key, spent_365d_fen, count(*)
+    FROM {source} GROUP BY store_key, spent_365d_fen"#
+        ),
+        "INSERT INTO segment_histogram (metric, store_key, value, n) SELECT metric, store_key, v, n FROM seg_hist_new".to_owned(),
+        "DROP TABLE seg_hist_new".to_owned(),
+    ]
 }
 
 /// SQLite: fill the emptied `segment_histogram` from `source` with the
@@ -313,30 +330,6 @@ GROUP BY metric, store_key, v HAVING sum(d) <> 0
 ON CONFLICT (metric, store_key, value) DO UPDATE SET n = segment_histogram.n + excluded.n"#,
         "DELETE FROM segment_histogram WHERE n = 0",
     ]
-}
-
-/// Each store's histogram of recency (last order day), frequency and money
-/// among customers who ordered, and of 365-day spend among all: rows of
-/// (metric, store_key, v, n), hashed in one pass over `source` with grouping
-/// sets.
-fn pg_histograms(source: &str) -> String {
-    format!(
-        r#"    SELECT metric, store_key, v, n FROM (
-        SELECT store_key,
-            CASE WHEN GROUPING(last_order_day) = 0 THEN 'r'
-                 WHEN GROUPING(order_count) = 0 THEN 'f'
-                 WHEN GROUPING(total_spent_fen) = 0 THEN 'm'
-                 ELSE 't' END AS metric,
-            COALESCE(last_order_day::bigint, order_count::bigint, total_spent_fen, spent_365d_fen) AS v,
-            buyer, count(*) AS n
-        FROM (SELECT store_key, last_order_day, order_count, total_spent_fen, spent_365d_fen,
-                     order_count > 0 AS buyer FROM {source}) c
-        GROUP BY GROUPING SETS ((store_key, last_order_day), (store_key, order_count),
-                                (store_key, total_spent_fen, buyer), (store_key, spent_365d_fen))
-    ) g
-    WHERE (metric = 'r' AND v IS NOT NULL) OR (metric = 'f' AND v > 0)
-       OR (metric = 'm' AND buyer) OR metric = 't'"#
-    )
 }
 
 /// The value the tier thresholds `t1` and `t2` apply to (the score

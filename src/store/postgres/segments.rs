@@ -689,13 +689,17 @@ async fn phase_a(
                 } else {
                     "customer_attributes"
                 };
+                let [count, fill, drop] = segments_sql::pg_histogram_fill(source);
+                sqlx::query("DROP TABLE IF EXISTS pg_temp.seg_hist_new")
+                    .execute(&mut **conn)
+                    .await?;
+                sqlx::query(AssertSqlSafe(count))
+                    .execute(&mut **conn)
+                    .await?;
                 let mut tx = conn.begin().await?;
-                sqlx::query(segments_sql::HISTOGRAM_CLEAR)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(AssertSqlSafe(segments_sql::pg_histogram_fill(source)))
-                    .execute(&mut *tx)
-                    .await?;
+                for sql in [segments_sql::HISTOGRAM_CLEAR, &fill, &drop] {
+                    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
             Ok((recomputed, changed, cursor.into_inner().bounds, todo))
