@@ -90,14 +90,15 @@ impl PgStore {
         restore_indexes(&mut conn, &mut lanes).await?;
         let mut deferred: Vec<&DeferredIndex> = Vec::new();
         if fill {
-            deferred.extend(&ATTRIBUTE_INDEXES);
             let history_empty =
                 !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM segment_transitions)")
                     .fetch_one(&mut *conn)
                     .await?;
-            if history_empty {
-                deferred.extend(&TRANSITION_INDEXES);
-            }
+            deferred.extend(
+                DEFERRED_INDEXES
+                    .iter()
+                    .filter(|index| history_empty || index.table == "customer_attributes"),
+            );
         }
         for index in &deferred {
             sqlx::query(AssertSqlSafe(index.drop()))
@@ -972,23 +973,25 @@ async fn phase_b(
 }
 
 /// An index that a first run builds at its end (see `run_segments`): its
-/// name, its definition as in the migrations, and for a primary key, the
-/// table whose key it is.
+/// name, its table, its definition as in the migrations (migration
+/// 20261123000002), and whether it is the table's primary key.
 struct DeferredIndex {
     name: &'static str,
+    table: &'static str,
     create: &'static str,
-    key_of: Option<&'static str>,
+    key: bool,
 }
 
 impl DeferredIndex {
     /// The statement that drops it (a key as the table's constraint).
     fn drop(&self) -> String {
-        match self.key_of {
-            Some(table) => format!(
-                "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {}",
-                self.name
-            ),
-            None => format!("DROP INDEX IF EXISTS {}", self.name),
+        if self.key {
+            format!(
+                "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+                self.table, self.name
+            )
+        } else {
+            format!("DROP INDEX IF EXISTS {}", self.name)
         }
     }
 
@@ -996,59 +999,65 @@ impl DeferredIndex {
     /// `create` the table's key again (a moment's exclusive lock: the
     /// columns are still `NOT NULL`, and the index is there).
     fn attach(&self) -> Option<String> {
-        self.key_of.map(|table| {
+        self.key.then(|| {
             format!(
-                "ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}",
+                "ALTER TABLE {} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}",
+                self.table,
                 name = self.name
             )
         })
     }
 }
 
-/// The indexes of `customer_attributes` (migration 20261123000002): its
-/// key, who is due for a recompute, and win-back's recency.
-const ATTRIBUTE_INDEXES: [DeferredIndex; 3] = [
-    DeferredIndex {
-        name: "customer_attributes_recency",
-        create: "CREATE INDEX IF NOT EXISTS customer_attributes_recency ON customer_attributes (store_key, last_order_day)",
-        key_of: None,
-    },
-    DeferredIndex {
-        name: "customer_attributes_pkey",
-        create: "CREATE UNIQUE INDEX IF NOT EXISTS customer_attributes_pkey ON customer_attributes (customer_id)",
-        key_of: Some("customer_attributes"),
-    },
-    DeferredIndex {
-        name: "customer_attributes_due",
-        create: "CREATE INDEX IF NOT EXISTS customer_attributes_due ON customer_attributes (next_change_day) \
-                 WHERE next_change_day IS NOT NULL",
-        key_of: None,
-    },
-];
-
-/// The indexes of `segment_transitions` (migration 20261123000002): its
-/// key, a customer's history, and who entered a segment when.
-const TRANSITION_INDEXES: [DeferredIndex; 3] = [
+/// The indexes of `customer_attributes` (its key, who is due for a
+/// recompute, win-back's recency) and of `segment_transitions` (its key, a
+/// customer's history, who entered a segment when), longest to build first:
+/// each connection takes the next one when done, and a long one taken last
+/// would keep the others waiting. On 1,000,000 customers: by segment 2.2 s,
+/// recency 1.8 s, by customer 1.0 s, each key and who is due 0.5 to 0.6 s.
+const DEFERRED_INDEXES: [DeferredIndex; 6] = [
     DeferredIndex {
         name: "segment_transitions_by_segment",
+        table: "segment_transitions",
         create: "CREATE INDEX IF NOT EXISTS segment_transitions_by_segment ON segment_transitions (segment, at)",
-        key_of: None,
+        key: false,
+    },
+    DeferredIndex {
+        name: "customer_attributes_recency",
+        table: "customer_attributes",
+        create: "CREATE INDEX IF NOT EXISTS customer_attributes_recency ON customer_attributes (store_key, last_order_day)",
+        key: false,
     },
     DeferredIndex {
         name: "segment_transitions_by_customer",
+        table: "segment_transitions",
         create: "CREATE INDEX IF NOT EXISTS segment_transitions_by_customer ON segment_transitions (customer_id, at)",
-        key_of: None,
+        key: false,
     },
     DeferredIndex {
         name: "segment_transitions_pkey",
+        table: "segment_transitions",
         create: "CREATE UNIQUE INDEX IF NOT EXISTS segment_transitions_pkey ON segment_transitions (id)",
-        key_of: Some("segment_transitions"),
+        key: true,
+    },
+    DeferredIndex {
+        name: "customer_attributes_pkey",
+        table: "customer_attributes",
+        create: "CREATE UNIQUE INDEX IF NOT EXISTS customer_attributes_pkey ON customer_attributes (customer_id)",
+        key: true,
+    },
+    DeferredIndex {
+        name: "customer_attributes_due",
+        table: "customer_attributes",
+        create: "CREATE INDEX IF NOT EXISTS customer_attributes_due ON customer_attributes (next_change_day) \
+                 WHERE next_change_day IS NOT NULL",
+        key: false,
     },
 ];
 
-/// Build the indexes of [`TRANSITION_INDEXES`] and [`ATTRIBUTE_INDEXES`]
-/// that are missing, each connection taking the next one when it is done:
-/// at the start of a run after one that stopped before its end.
+/// Build the indexes of [`DEFERRED_INDEXES`] that are missing, each
+/// connection taking the next one when it is done: at the start of a run
+/// after one that stopped before its end.
 async fn restore_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), StoreError> {
     let missing = missing_indexes(conn).await?;
     let queue = Mutex::new(missing.iter());
@@ -1059,31 +1068,11 @@ async fn restore_indexes(conn: &mut Conn, lanes: &mut [Conn]) -> Result<(), Stor
     attach_keys(conn, &missing).await
 }
 
-/// The indexes of [`TRANSITION_INDEXES`] and [`ATTRIBUTE_INDEXES`] that are
-/// missing, or for a key, not the table's key, longest to build first (each
-/// connection building one from a queue, the longest ones taken last would
-/// keep the others waiting).
+/// The indexes of [`DEFERRED_INDEXES`] that are missing, or for a key, not
+/// the table's key, in that order.
 async fn missing_indexes(conn: &mut Conn) -> Result<Vec<&'static DeferredIndex>, StoreError> {
-    let mut all: Vec<&DeferredIndex> = TRANSITION_INDEXES
-        .iter()
-        .chain(&ATTRIBUTE_INDEXES)
-        .collect();
-    // Measured on 1,000,000 customers: the history's by segment 2.2 s,
-    // recency 1.8 s, the history's by customer 1.0 s, the keys and who is
-    // due 0.5 to 0.6 s.
-    let longest_first = [
-        "segment_transitions_by_segment",
-        "customer_attributes_recency",
-        "segment_transitions_by_customer",
-    ];
-    all.sort_by_key(|index| {
-        longest_first
-            .iter()
-            .position(|name| *name == index.name)
-            .unwrap_or(longest_first.len())
-    });
-    let names: Vec<&str> = all.iter().map(|index| index.name).collect();
-    let keys: Vec<bool> = all.iter().map(|index| index.key_of.is_some()).collect();
+    let names: Vec<&str> = DEFERRED_INDEXES.iter().map(|index| index.name).collect();
+    let keys: Vec<bool> = DEFERRED_INDEXES.iter().map(|index| index.key).collect();
     let absent: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM unnest($1::text[], $2::bool[]) AS i (name, key) \
          WHERE to_regclass(name) IS NULL OR (key AND NOT EXISTS ( \
@@ -1093,8 +1082,8 @@ async fn missing_indexes(conn: &mut Conn) -> Result<Vec<&'static DeferredIndex>,
     .bind(&keys)
     .fetch_all(&mut **conn)
     .await?;
-    Ok(all
-        .into_iter()
+    Ok(DEFERRED_INDEXES
+        .iter()
         .filter(|index| absent.iter().any(|a| a == index.name))
         .collect())
 }
