@@ -839,38 +839,67 @@ async fn a_full_run_in_small_batches_gives_what_one_batch_gives(store: SharedSto
     // connection: each batch notes its changed customers and histogram
     // changes, which must add up to what a run ranking everyone finds.
     let later = "2026-11-24T12:00:00+08:00";
-    let orders: Vec<Order> = [("C01", "60"), ("C01", "70"), ("C06", "5"), ("N1", "30")]
-        .iter()
-        .enumerate()
-        .map(|(k, (c, y))| {
-            order(
-                &format!("later-{k}"),
-                c,
-                &sh,
-                "2026-11-24T09:00:00+08:00",
-                y,
-            )
-        })
-        .collect();
-    store.upsert_orders(&orders, t(later)).await.unwrap();
-    let plan = full_plan_in_pairs(&store, later).await;
-    assert!(plan.notes_changes(), "{:?}", plan.full_reason);
-    let noted = store.recompute_segments(&plan).await.unwrap();
-    assert_eq!(noted.recomputed, 12);
-    assert!(
-        noted.transitions > 0,
-        "N1 ordered: she is no longer churned"
+    let orders = orders_at(
+        &sh,
+        "later",
+        "2026-11-24T09:00:00+08:00",
+        &[("C01", "60"), ("C01", "70"), ("C06", "5"), ("N1", "30")],
     );
-    let after_noted = snapshot_in(&store, dir, &ids, later).await;
-    full_run_changes_nothing(
+    store.upsert_orders(&orders, t(later)).await.unwrap();
+    // N1 ordered: she is no longer churned.
+    noted_run_in_pairs(&store, &ids, later, None, "after small noted batches").await;
+
+    // More changed customers than a run notes: it ranks everyone instead
+    // of the customers it noted before it gave up.
+    let latest = "2026-11-25T12:00:00+08:00";
+    let orders = orders_at(
+        &sh,
+        "latest",
+        "2026-11-25T09:00:00+08:00",
+        &[("N2", "45"), ("C03", "300"), ("C07", "80"), ("C10", "2")],
+    );
+    store.upsert_orders(&orders, t(latest)).await.unwrap();
+    noted_run_in_pairs(
         &store,
-        dir,
         &ids,
-        later,
-        &after_noted,
-        "after small noted batches",
+        latest,
+        Some(1),
+        "after a run with more changes than it notes",
     )
     .await;
+}
+
+/// A full run at `now` building on the previous one, in batches of two,
+/// noting at most `noted_at_most` customers if given, which records some
+/// transitions and leaves nothing for a run ranking everyone to change.
+async fn noted_run_in_pairs(
+    store: &SharedStore,
+    ids: &[String],
+    now: &str,
+    noted_at_most: Option<usize>,
+    what: &str,
+) {
+    let mut plan = full_plan_in_pairs(store, now).await;
+    assert!(plan.notes_changes(), "{:?}", plan.full_reason);
+    if let Some(n) = noted_at_most {
+        plan.noted_at_most = n;
+    }
+    let noted = store.recompute_segments(&plan).await.unwrap();
+    assert_eq!(noted.recomputed, 12, "{what}");
+    assert!(noted.transitions > 0, "{what}: new orders move stages");
+    let dir = Path::new("/nonexistent-campaigns");
+    let after = snapshot_in(store, dir, ids, now).await;
+    full_run_changes_nothing(store, dir, ids, now, &after, what).await;
+}
+
+/// Orders at `at` in store `sh`, one per (customer, yuan) pair, with ids
+/// `{prefix}-0`, `{prefix}-1`, …
+fn orders_at(sh: &StoreInfo, prefix: &str, at: &str, orders: &[(&str, &str)]) -> Vec<Order> {
+    orders
+        .iter()
+        .enumerate()
+        .map(|(k, (c, y))| order(&format!("{prefix}-{k}"), c, sh, at, y))
+        .collect()
 }
 
 async fn birthdays_count_down_in_local_days(store: SharedStore) {

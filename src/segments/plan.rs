@@ -83,6 +83,11 @@ pub struct SegmentPlan {
     /// runs, changed stages and tiers): each touches its own pages of every index, so
     /// smaller transactions keep the pages held in memory bounded.
     pub scattered_batch_size: usize,
+    /// Customers a full run building on the previous one notes at most to
+    /// rank one by one, where the store gathers their keys in the client
+    /// (PostgreSQL, whose lanes write apart: 100,000 keys are 4 MB or so):
+    /// more, and it ranks everyone (see [`SegmentPlan::after_figures`]).
+    pub noted_at_most: usize,
     /// The previous run's custom segments (name → expression).
     previous_custom: BTreeMap<String, String>,
     /// Whether any store's local date differs from the previous run's.
@@ -242,6 +247,7 @@ impl SegmentPlan {
             removed,
             batch_size: 50_000,
             scattered_batch_size: 5_000,
+            noted_at_most: 100_000,
             previous_custom: previous.map(|p| p.custom.clone()).unwrap_or_default(),
             today_moved,
             builds_on_previous: false,

@@ -24,10 +24,6 @@ use tokio::sync::Mutex;
 
 type Conn = PoolConnection<Postgres>;
 
-/// Keys of changed rows a full run notes at most (4 MB or so): more, and it
-/// ranks everyone (see `SegmentPlan::after_figures`).
-const NOTED_AT_MOST: usize = 100_000;
-
 /// How long a full run waits for its first extra connection.
 const EXTRA_LANE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -618,9 +614,9 @@ async fn phase_a(
                 .await?;
             // Building on the previous run, the customers to rank one by
             // one are those whose marks a batch clears and those whose row
-            // it writes: each batch returns their keys, noted up to
-            // `NOTED_AT_MOST` (more make the run rank everyone), and notes
-            // the histogram's changes in its lane's `seg_hist_rows`.
+            // it writes: each batch returns their keys, noted up to the
+            // plan's `noted_at_most` (more make the run rank everyone), and
+            // notes the histogram's changes in its lane's `seg_hist_rows`.
             let into = if fill {
                 FiguresInto::Fill
             } else if plan.notes_changes() {
@@ -777,7 +773,7 @@ async fn figures_lane(
                 changed += ids.len() as u64;
                 let mut noted = noted.lock().await;
                 if let Some(all) = noted.as_mut() {
-                    if all.len() + ids.len() + marked.len() > NOTED_AT_MOST {
+                    if all.len() + ids.len() + marked.len() > plan.noted_at_most {
                         *noted = None;
                     } else {
                         all.extend(ids);
