@@ -673,10 +673,13 @@ async fn phase_a(
             if tracked {
                 // The histogram's changes each lane noted, one lane after
                 // the other (at once, they could deadlock on its rows).
+                let apply = segments_sql::histogram_apply();
                 for c in std::iter::once(&mut *conn).chain(lanes.iter_mut()) {
                     let mut tx = c.begin().await?;
-                    for sql in segments_sql::histogram_apply() {
-                        sqlx::query(sql).execute(&mut *tx).await?;
+                    for sql in &apply {
+                        sqlx::query(AssertSqlSafe(sql.as_str()))
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     tx.commit().await?;
                 }
@@ -859,6 +862,7 @@ async fn incremental_figures(
     sqlx::query(segments_sql::histogram_rows_table(Dialect::Postgres))
         .execute(&mut **conn)
         .await?;
+    let apply = segments_sql::histogram_apply();
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     while let Some(Batch { hi, ids }) =
@@ -879,8 +883,10 @@ async fn incremental_figures(
             .execute(&mut *tx)
             .await?;
         changed += in_range(&mut tx, sql, plan, &lo, &hi).await?;
-        for sql in segments_sql::histogram_apply() {
-            sqlx::query(sql).execute(&mut *tx).await?;
+        for sql in &apply {
+            sqlx::query(AssertSqlSafe(sql.as_str()))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         lo = hi;

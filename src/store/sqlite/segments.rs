@@ -494,6 +494,7 @@ async fn phase_a(
             .await?;
     }
     let sql = phase_a_sql(plan, fill);
+    let apply = segments_sql::histogram_apply();
     let mut lo = String::new();
     let (mut recomputed, mut changed) = (0u64, 0u64);
     let mut bounds = Vec::new();
@@ -520,8 +521,10 @@ async fn phase_a(
             histogram_rows(&mut tx, 1, &lo, &hi).await?;
         }
         if incremental || tracks {
-            for sql in segments_sql::histogram_apply() {
-                sqlx::query(sql).execute(&mut *tx).await?;
+            for sql in &apply {
+                sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         match plan.mode {
