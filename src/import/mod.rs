@@ -405,7 +405,7 @@ async fn run<T: Importable>(
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        bar.set_message(format!("importing {}", kind_name(kind)));
+        bar.set_message(format!("importing {}", table_of(kind).name()));
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
@@ -598,13 +598,6 @@ async fn after_load(store: &dyn Store, table: LoadedTable, inserted: u64) {
             error = %e,
             "the load is stored, but its upkeep (VACUUM ANALYZE) failed; autovacuum will do it in time"
         );
-    }
-}
-
-fn kind_name(kind: ImportKind) -> &'static str {
-    match kind {
-        ImportKind::Customers => "customers",
-        ImportKind::Orders => "orders",
     }
 }
 
